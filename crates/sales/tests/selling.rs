@@ -20,7 +20,7 @@ use smartticket_sales::SalesError;
 use smartticket_sales::complaints::Correction;
 use smartticket_sales::discounts::{Approval, ApprovalMethod, RequestStatus};
 use smartticket_sales::entitlements::EntitlementStatus;
-use smartticket_sales::media::Scope;
+use smartticket_sales::media::{OwnershipProof, Scope};
 use smartticket_sales::orders::{Buyer, OrderStatus};
 use smartticket_sales::payments::test_acquirer::{Decision, event_for};
 use smartticket_sales::payments::{PaymentStart, PaymentStatus};
@@ -438,6 +438,63 @@ smartticket_store::backend_tests! {
         assert!(matches!(after, Err(SalesError::Conflict(_))), "{after:?}");
         let entries = smartticket_identity::audit::list(&world.db, &Default::default(), &smartticket_core::PageSpec { limit: 200, after: None }).await.unwrap();
         assert!(entries.items.iter().any(|e| e.action == "complaint.correct"), "corrections are audited");
+    }
+
+    async fn an_anonymous_card_is_claimed_only_with_a_proof_and_few_guesses(db) {
+        let world = World::new(db).await;
+        let (anonymous, _) = world.new_card([4, 8, 8, 8, 8, 8, 8], "8008", None).await;
+        // The world's clock stands at 2026-11-21T08:30Z.
+        world.sales.record_tap(anonymous, common::at("2026-11-20T02:30:00Z"), "Hlavní nádraží").await.unwrap();
+        world.sales.record_tap(anonymous, common::at("2026-11-21T03:30:00Z"), "Náměstí Hrdinů").await.unwrap();
+        // A tap older than the two-week window proves nothing.
+        world.sales.record_tap(anonymous, common::at("2026-11-01T08:30:00Z"), "Letiště").await.unwrap();
+        let ctx = world.customer_ctx();
+        let stations = |a: &str, b: &str| OwnershipProof::Stations([a.to_owned(), b.to_owned()]);
+
+        // Petra's own registered card is not anonymous: nothing to claim.
+        let own = world.sales.claim_card(&ctx, world.customer, "1001", &stations("a", "b"), None).await;
+        assert!(matches!(own, Err(SalesError::NotFound { .. })), "{own:?}");
+        // Naming one station twice is no proof, nor is a station outside the window.
+        let twice = world.sales.claim_card(&ctx, world.customer, "8008", &stations("Hlavní nádraží", "hlavní nádraží"), None).await;
+        assert!(matches!(twice, Err(SalesError::ProofRejected { attempts_left: 4 })), "{twice:?}");
+        let old = world.sales.claim_card(&ctx, world.customer, "8008", &stations("Letiště", "Hlavní nádraží"), None).await;
+        assert!(matches!(old, Err(SalesError::ProofRejected { attempts_left: 3 })), "{old:?}");
+        // No top-up was ever recorded, so no amount matches.
+        let topup = world.sales.claim_card(&ctx, world.customer, "8008", &OwnershipProof::LastTopupMinor(0), None).await;
+        assert!(matches!(topup, Err(SalesError::ProofRejected { attempts_left: 2 })), "{topup:?}");
+        // Two stations it was really tapped at, in any case and order, prove it.
+        let claimed = world
+            .sales
+            .claim_card(&ctx, world.customer, "8008", &stations(" náměstí hrdinů", "HLAVNÍ NÁDRAŽÍ"), Some("Found it"))
+            .await
+            .unwrap();
+        assert_eq!(claimed.customer_id, Some(world.customer));
+        assert_eq!(claimed.label.as_deref(), Some("Found it"));
+        // Once owned, it is no longer anonymous: nobody else claims it.
+        let again = world.sales.claim_card(&ctx, world.customer, "8008", &stations("Hlavní nádraží", "Náměstí Hrdinů"), None).await;
+        assert!(matches!(again, Err(SalesError::NotFound { .. })), "{again:?}");
+        let entries = smartticket_identity::audit::list(&world.db, &Default::default(), &smartticket_core::PageSpec { limit: 200, after: None }).await.unwrap();
+        assert_eq!(entries.items.iter().filter(|e| e.action == "medium.claim").count(), 4, "each attempt is audited");
+    }
+
+    async fn guessing_a_cards_proof_stops_after_the_daily_limit(db) {
+        let world = World::new(db).await;
+        let (anonymous, _) = world.new_card([4, 9, 9, 9, 9, 9, 9], "9009", None).await;
+        world.sales.record_tap(anonymous, common::at("2026-11-21T07:00:00Z"), "Hlavní nádraží").await.unwrap();
+        world.sales.record_tap(anonymous, common::at("2026-11-21T07:30:00Z"), "Náměstí Hrdinů").await.unwrap();
+        let ctx = world.customer_ctx();
+        for left in (0..5).rev() {
+            let wrong = world.sales.claim_card(&ctx, world.customer, "9009", &OwnershipProof::LastTopupMinor(100 + i64::from(left)), None).await;
+            assert!(matches!(wrong, Err(SalesError::ProofRejected { attempts_left }) if attempts_left == left), "{wrong:?}");
+        }
+        // The right proof no longer helps today...
+        let right = OwnershipProof::Stations(["Hlavní nádraží".to_owned(), "Náměstí Hrdinů".to_owned()]);
+        let blocked = world.sales.claim_card(&ctx, world.customer, "9009", &right, None).await;
+        assert!(matches!(blocked, Err(SalesError::TooManyAttempts(_))), "{blocked:?}");
+        // ...but does a day later, while the taps are still in the window.
+        world.clock.advance_micros(25 * 3_600 * 1_000_000);
+        let claimed = world.sales.claim_card(&ctx, world.customer, "9009", &right, None).await.unwrap();
+        assert_eq!(claimed.customer_id, Some(world.customer));
     }
 
     async fn a_partner_sells_only_for_its_own_media_and_sees_its_own_registry(db) {
