@@ -10,6 +10,7 @@
 pub mod apdu;
 pub mod codec;
 pub mod desfire;
+pub mod emv;
 pub mod error;
 pub mod fare;
 pub mod sim;
