@@ -70,6 +70,9 @@ pub enum Command {
     /// Benchmarks on a scratch database: `bench sales` drives concurrent sales over HTTP
     #[command(subcommand)]
     Bench(crate::commands::bench::BenchCommand),
+    /// Offline validators: provision one from the catalogue, tap media on it
+    #[command(subcommand)]
+    Validator(crate::commands::validator::ValidatorCommand),
 }
 
 /// Which roles `keys init` creates.

@@ -180,6 +180,64 @@ fn demo_replaces_only_its_own_directory() {
     assert_eq!(std::fs::read_to_string(precious.join("ledger.db")).unwrap(), "keep me");
 }
 
+/// A validator provisioned from the demo's catalogue and keys decides on the demo's cards:
+/// passes ride, the purse pays the route's fare, a second tap is passback, and a token
+/// without lists is refused for list age; every decision is in the journal.
+#[test]
+fn a_validator_decides_on_the_demos_cards() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("demo");
+    let data_arg = data.to_str().unwrap();
+    assert!(run(smartticket().args(["--data-dir", data_arg, "demo"])).status.success());
+    let passphrase = data.join("keys/passphrase");
+    let sam = dir.path().join("sam.json");
+    let exported = run(smartticket()
+        .args(["--data-dir", data_arg, "keys", "export-sam", "--out"])
+        .arg(&sam)
+        .arg("--passphrase-file")
+        .arg(&passphrase));
+    assert!(exported.status.success(), "{}", text(&exported.stderr));
+    let setup = dir.path().join("v501.toml");
+    let init = run(smartticket()
+        .args(["--data-dir", data_arg, "validator", "init", "--device", "501", "--zone", "1", "--route", "R1", "--out"])
+        .arg(&setup));
+    assert!(init.status.success(), "{}", text(&init.stderr));
+    let unknown_route = run(smartticket()
+        .args(["--data-dir", data_arg, "validator", "init", "--device", "502", "--zone", "1", "--route", "X9", "--out"])
+        .arg(dir.path().join("v502.toml")));
+    assert_eq!(unknown_route.status.code(), Some(2), "{}", text(&unknown_route.stderr));
+
+    let tap = |media: &[&str]| {
+        let mut command = smartticket();
+        command
+            .args(["--data-dir", data_arg, "validator", "tap", "--json", "--at", "2026-11-21T12:00:00Z", "--validator"])
+            .arg(&setup)
+            .arg("--sam")
+            .arg(&sam)
+            .arg("--sam-passphrase-file")
+            .arg(&passphrase);
+        for medium in media {
+            command.arg(medium);
+        }
+        let out = run(&mut command);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        text(&out.stdout).lines().map(|line| serde_json::from_str::<Value>(line).unwrap()).collect::<Vec<_>>()
+    };
+    let card = |name: &str| data.join(format!("cards/{name}.json")).to_str().unwrap().to_owned();
+    let decisions = tap(&[&card("petra-card"), &card("anonymous-purse"), "phone:00112233445566778899aabbccddeeff"]);
+    assert_eq!(decisions[0]["outcome"], "accepted");
+    assert_eq!(decisions[0]["by"], "card_contract", "Petra's month coupon covers zone 1");
+    assert_eq!(decisions[1]["by"], "card_purse");
+    assert_eq!(decisions[1]["fare_minor"], 3_800, "four zones of route R1 at the full single fare");
+    assert_eq!(decisions[1]["balance_minor"], 30_000 - 2_400 - 3_800);
+    assert_eq!(decisions[2]["reason"], "list_too_old", "no lists were installed");
+    let again = tap(&[&card("anonymous-purse")]);
+    assert_eq!(again[0]["reason"], "passback", "the card's own log shows this device a moment ago");
+    assert!(again[0]["tap"].as_u64().unwrap() > decisions[2]["tap"].as_u64().unwrap(), "tap numbers go on");
+    let journal = std::fs::read_dir(data.join("validators/501")).unwrap().count();
+    assert!(journal >= 2, "the journal directory holds its lock and segments");
+}
+
 /// A `smartticket serve` child process, listening on a port the OS chose.
 struct Server {
     child: Child,

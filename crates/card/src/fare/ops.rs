@@ -269,21 +269,34 @@ fn read_log<T: Transport>(session: &mut Session<'_, T>) -> Result<Vec<LogRecord>
 pub fn read<T: Transport>(card: &mut Desfire<T>, keys: &KeySource<'_>) -> Result<CardState, FareError> {
     let uid = identify(card)?;
     select_fare(card)?;
+    let key_versions = key_versions(card)?;
+    let mut session = open_session(card, keys, &uid, KEY_READ, KeyRole::Read)?;
+    read_state(&mut session, uid, key_versions)
+}
+
+fn key_versions<T: Transport>(card: &mut Desfire<T>) -> Result<[u8; KEY_COUNT as usize], FareError> {
     let mut key_versions = [0_u8; KEY_COUNT as usize];
     for (key_no, slot) in (0..KEY_COUNT).zip(key_versions.iter_mut()) {
         *slot = card.get_key_version(key_no)?;
     }
-    let mut session = open_session(card, keys, &uid, KEY_READ, KeyRole::Read)?;
+    Ok(key_versions)
+}
+
+fn read_state<T: Transport>(
+    session: &mut Session<'_, T>,
+    uid: [u8; 7],
+    key_versions: [u8; KEY_COUNT as usize],
+) -> Result<CardState, FareError> {
     let environment =
         Environment::decode(&session.read_data(FILE_ENVIRONMENT, 0, record_bytes(1), comm_mode(FILE_ENVIRONMENT))?)?;
-    let contracts = read_contracts(&mut session)?;
+    let contracts = read_contracts(session)?;
     let purse = session.get_value(FILE_PURSE, comm_mode(FILE_PURSE))?;
     let mut trips = [0; CONTRACT_SLOTS];
     for (slot, trips) in (0..CONTRACT_SLOTS as u8).zip(trips.iter_mut()) {
         *trips = session.get_value(trips_file(slot), comm_mode(trips_file(slot)))?;
     }
-    let log = read_log(&mut session)?;
-    let tmc = read_tmc(&mut session)?;
+    let log = read_log(session)?;
+    let tmc = read_tmc(session)?;
     Ok(CardState { uid, environment, contracts, purse, trips, log, tmc, key_versions })
 }
 
@@ -428,6 +441,126 @@ impl<'c, T: Transport> DebitTransaction<'c, T> {
         let committed = self.session.commit()?;
         Ok(TransactionProof::from_commit(self.uid, committed))
     }
+
+    /// A ride on a pass: nothing to debit, but the log record is written under the debit
+    /// key and committed, so the ride has a transaction MAC for clearing like any other.
+    fn log_only(mut self, keys: &KeySource<'_>, record: LogRecord) -> Result<TransactionProof, FareError> {
+        let debit_key = keys.card_key(KeyRole::Debit, self.debit_version, &self.uid, FARE_AID)?;
+        self.session.reauthenticate(KEY_DEBIT, debit_key)?;
+        let record = LogRecord { sequence: self.tmc.saturating_add(1), ..record };
+        self.session.write_record(FILE_LOG, &record.encode(), comm_mode(FILE_LOG))?;
+        let committed = self.session.commit()?;
+        Ok(TransactionProof::from_commit(self.uid, committed))
+    }
+}
+
+/// What a validator charges for a ride, decided from the card's state inside the tap's
+/// transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Charge {
+    /// A ride on the period pass or event ticket in this slot: only logged.
+    Ride {
+        /// The contract slot.
+        slot: u8,
+    },
+    /// One trip of the trips contract in this slot.
+    Trip {
+        /// The contract slot.
+        slot: u8,
+    },
+    /// A fare debited from the purse, in minor units.
+    Purse {
+        /// The fare.
+        amount: i32,
+    },
+    /// Nothing: the ride is refused, and the card is left as it was.
+    Refuse,
+}
+
+/// The result of [`tap`]: the card as it was, and what was committed (nothing if refused).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tapped<R> {
+    /// The card as read at the start of the tap.
+    pub state: CardState,
+    /// The caller's verdict, as `decide` returned it.
+    pub verdict: R,
+    /// What was charged.
+    pub charge: Charge,
+    /// The balance and trips after, and the transaction proof; `None` when refused.
+    pub debited: Option<Debited>,
+}
+
+/// A validator's tap in one secure session and at most one transaction: read everything
+/// with the read key, let `decide` choose the charge from what the card holds, then
+/// switch to the debit key, charge, log and commit. A card pulled away before the commit
+/// keeps its old state; a refusal writes nothing.
+pub fn tap<T: Transport, R>(
+    card: &mut Desfire<T>,
+    keys: &KeySource<'_>,
+    terminal: Terminal,
+    decide: impl FnOnce(&CardState) -> (Charge, R),
+) -> Result<Tapped<R>, FareError> {
+    let uid = identify(card)?;
+    select_fare(card)?;
+    let key_versions = key_versions(card)?;
+    let debit_version = KeyVersion::new(key_versions.get(usize::from(KEY_DEBIT)).copied().unwrap_or(0))
+        .map_err(|_| FareError::NotPersonalised)?;
+    let mut session = open_session(card, keys, &uid, KEY_READ, KeyRole::Read)?;
+    let state = read_state(&mut session, uid, key_versions)?;
+    let (charge, verdict) = decide(&state);
+    let tmc = state.tmc;
+    let transaction = DebitTransaction { session, uid, debit_version, tmc };
+    let record = |event, slot, amount, balance| LogRecord {
+        event,
+        at: terminal.at,
+        device: terminal.device,
+        location: terminal.location,
+        slot,
+        amount,
+        balance,
+        sequence: 0,
+    };
+    let debited = match charge {
+        Charge::Refuse => None,
+        Charge::Ride { slot } => {
+            contract_in(&state, slot)?;
+            let log = record(LogEvent::Validation, Some(slot), 0, state.purse);
+            let proof = transaction.log_only(keys, log)?;
+            Some(Debited { balance: state.purse, trips_left: None, proof })
+        }
+        Charge::Trip { slot } => {
+            contract_in(&state, slot)?;
+            let trips = state.trips.get(usize::from(slot)).copied().unwrap_or(0);
+            if trips < 1 {
+                return Err(FareError::Refused(format!("no trips left in slot {slot}")));
+            }
+            let log = record(LogEvent::TripUsed, Some(slot), 0, state.purse);
+            let proof = transaction.debit_and_log(keys, trips_file(slot), 1, log)?;
+            Some(Debited { balance: state.purse, trips_left: Some(trips - 1), proof })
+        }
+        Charge::Purse { amount } => {
+            if amount <= 0 {
+                return Err(FareError::Refused("a debit is a positive amount".into()));
+            }
+            if state.purse < amount {
+                return Err(FareError::Refused(format!("insufficient balance: {} < {amount}", state.purse)));
+            }
+            let balance = state.purse - amount;
+            let log = record(LogEvent::PurseDebit, None, -amount, balance);
+            let proof = transaction.debit_and_log(keys, FILE_PURSE, amount, log)?;
+            Some(Debited { balance, trips_left: None, proof })
+        }
+    };
+    Ok(Tapped { state, verdict, charge, debited })
+}
+
+fn contract_in(state: &CardState, slot: u8) -> Result<Contract, FareError> {
+    state
+        .contracts
+        .get(usize::from(slot))
+        .copied()
+        .flatten()
+        .ok_or_else(|| FareError::Refused(format!("slot {slot} holds no contract")))
 }
 
 /// Debits the purse by `amount` with the read and debit keys, and logs it.

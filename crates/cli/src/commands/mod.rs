@@ -11,6 +11,7 @@ mod demo_sales;
 pub mod keys;
 pub mod mail;
 mod serve;
+pub mod validator;
 
 use std::sync::Arc;
 
@@ -43,6 +44,7 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Mail(command) => mail::run(&config, &command).await,
         Command::Catalog(command) => catalog::run(&config, &command).await,
         Command::Bench(command) => bench::run(&config, &command).await,
+        Command::Validator(command) => validator::run(&config, &command).await,
     }
 }
 
