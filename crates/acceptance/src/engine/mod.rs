@@ -13,7 +13,7 @@ use smartticket_card::desfire::host::Desfire;
 use smartticket_card::emv::{self, TerminalData};
 use smartticket_card::fare::KeySource;
 use smartticket_card::fare::ops::{self, CardState, Charge, Terminal};
-use smartticket_card::fare::records::ContractKind;
+use smartticket_card::fare::records::{ContractKind, LogEvent};
 use smartticket_card::transport::Transport;
 use smartticket_core::Timestamp;
 use smartticket_crypto::hsm::{Hsm, HsmError};
@@ -318,14 +318,10 @@ fn choose_card_charge(config: &ValidatorConfig, state: &CardState, denied: bool,
         return refuse(DeclineReason::Expired);
     }
     let window = chrono::Duration::seconds(i64::from(config.passback_seconds));
-    let passback = state.log.iter().rev().take(1).any(|record| {
+    // The card's own log: its last ride was at this device moments ago.
+    let passback = state.log.last().is_some_and(|record| {
         record.device == config.device
-            && matches!(
-                record.event,
-                smartticket_card::fare::records::LogEvent::Validation
-                    | smartticket_card::fare::records::LogEvent::TripUsed
-                    | smartticket_card::fare::records::LogEvent::PurseDebit
-            )
+            && matches!(record.event, LogEvent::Validation | LogEvent::TripUsed | LogEvent::PurseDebit)
             && record.at <= at
             && at.checked_sub(window).is_none_or(|since| record.at > since)
     });

@@ -2,10 +2,10 @@
 //! The validator checks it before anything else; in memory it is sorted keys beside their
 //! reasons, searched in place.
 
+use super::delta::{Delta, Entries};
 use super::error::{BuildError, ListError};
 use super::format::{
-    LIST_ENTRIES_MAX, ListHeader, ListKind, VerifiedList, check_ascending, check_disjoint, check_versions,
-    decode_removals, malformed, read_key, seal,
+    LIST_ENTRIES_MAX, ListHeader, ListKind, VerifiedList, check_ascending, check_versions, malformed, read_key, seal,
 };
 use super::greenlist::{count_u32, split_entry};
 use super::holder::ListContent;
@@ -215,6 +215,12 @@ impl Denylist {
         assert!(self.keys.len() <= LIST_ENTRIES_MAX as usize);
         debug_assert!(self.keys.windows(2).all(|pair| pair.first() < pair.last()));
     }
+}
+
+impl Entries for Denylist {
+    fn keys(&self) -> &[MediumKey] {
+        &self.keys
+    }
 
     fn header(
         &self,
@@ -259,38 +265,10 @@ impl Denylist {
     }
 }
 
-/// Changes from one denylist version to the next: media unblocked, and media blocked (or
-/// whose reason changed). No medium is both.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct DenylistDelta {
-    removals: Vec<MediumKey>,
-    updates: Denylist,
-}
+/// Changes from one denylist version to the next.
+pub type DenylistDelta = Delta<Denylist>;
 
 impl DenylistDelta {
-    /// A delta unblocking `removals` (any order; duplicates dropped) and blocking every
-    /// medium of `updates`.
-    pub fn new<R>(removals: R, updates: Denylist) -> Result<DenylistDelta, BuildError>
-    where
-        R: IntoIterator<Item = MediumKey>,
-    {
-        let mut removed = Vec::new();
-        for key in removals {
-            if removed.len() >= LIST_ENTRIES_MAX as usize {
-                return Err(BuildError::LimitExceeded {
-                    what: "removals",
-                    count: removed.len() as u64 + 1,
-                    max: u64::from(LIST_ENTRIES_MAX),
-                });
-            }
-            removed.push(key);
-        }
-        removed.sort_unstable();
-        removed.dedup();
-        check_disjoint(&removed, &updates.keys).map_err(BuildError::RemovedAndUpdated)?;
-        Ok(DenylistDelta { removals: removed, updates })
-    }
-
     /// The delta that turns `old` into `new`.
     pub fn between(old: &Denylist, new: &Denylist) -> DenylistDelta {
         let mut delta = DenylistDelta::default();
@@ -321,56 +299,6 @@ impl DenylistDelta {
         }
         delta.updates.assert_invariants();
         delta
-    }
-
-    /// Media unblocked, ascending.
-    pub fn removals(&self) -> &[MediumKey] {
-        &self.removals
-    }
-
-    /// Media blocked.
-    pub fn updates(&self) -> &Denylist {
-        &self.updates
-    }
-
-    /// Media changed.
-    pub fn change_count(&self) -> usize {
-        self.removals.len() + self.updates.len()
-    }
-
-    /// The signed delta file from `base_version` to `list_version`.
-    pub fn encode(
-        &self,
-        base_version: u64,
-        list_version: u64,
-        issued_at_unix_s: u64,
-        signer: &dyn ListSigner,
-    ) -> Result<Vec<u8>, BuildError> {
-        if base_version == 0 {
-            return Err(BuildError::Versions("a delta's base version is at least 1"));
-        }
-        check_versions(list_version, base_version)?;
-        let header = self.updates.header(list_version, base_version, self.removals.len(), issued_at_unix_s, signer)?;
-        seal(
-            &header,
-            |out| {
-                for key in &self.removals {
-                    out.extend_from_slice(key.as_bytes());
-                }
-                self.updates.write_entries(out);
-            },
-            signer,
-        )
-    }
-
-    fn decode(list: &VerifiedList<'_>) -> Result<DenylistDelta, ListError> {
-        let removals = decode_removals(list.removals())?;
-        let updates = Denylist::decode_entries(list)?;
-        if let Err(key) = check_disjoint(&removals, &updates.keys) {
-            let index = removals.binary_search(&key).unwrap_or(0);
-            return Err(malformed("removals", index, "medium both removed and updated"));
-        }
-        Ok(DenylistDelta { removals, updates })
     }
 }
 

@@ -6,10 +6,11 @@
 use std::cmp::Ordering;
 
 use super::coupon::Coupon;
+use super::delta::{Delta, Entries};
 use super::error::{BuildError, ListError};
 use super::format::{
     ENTRY_BYTES, LIST_COUPONS_MAX, LIST_ENTRIES_MAX, ListHeader, ListKind, MEDIUM_COUPONS_MAX, VerifiedList,
-    check_ascending, check_disjoint, check_versions, decode_removals, malformed, read_key, seal,
+    check_ascending, check_versions, malformed, read_key, seal,
 };
 use super::holder::ListContent;
 use super::key::{MEDIUM_KEY_BYTES, MediumKey};
@@ -273,6 +274,26 @@ impl Greenlist {
         debug_assert!(self.keys.windows(2).all(|pair| pair.first() < pair.last()));
         debug_assert!(self.coupon_offsets.windows(2).all(|pair| pair.first() < pair.last()));
     }
+}
+
+/// Splits an entry record into its key and its value byte.
+pub(crate) fn split_entry(record: &[u8; ENTRY_BYTES]) -> (&[u8; MEDIUM_KEY_BYTES], u8) {
+    let [key @ .., value] = record;
+    (key, *value)
+}
+
+/// A count for the header, refused above its limit.
+pub(crate) fn count_u32(what: &'static str, count: usize, max: u32) -> Result<u32, BuildError> {
+    match u32::try_from(count) {
+        Ok(count) if count <= max => Ok(count),
+        _ => Err(BuildError::LimitExceeded { what, count: count as u64, max: u64::from(max) }),
+    }
+}
+
+impl Entries for Greenlist {
+    fn keys(&self) -> &[MediumKey] {
+        &self.keys
+    }
 
     fn header(
         &self,
@@ -336,52 +357,10 @@ impl Greenlist {
     }
 }
 
-/// Splits an entry record into its key and its value byte.
-pub(crate) fn split_entry(record: &[u8; ENTRY_BYTES]) -> (&[u8; MEDIUM_KEY_BYTES], u8) {
-    let [key @ .., value] = record;
-    (key, *value)
-}
-
-/// A count for the header, refused above its limit.
-pub(crate) fn count_u32(what: &'static str, count: usize, max: u32) -> Result<u32, BuildError> {
-    match u32::try_from(count) {
-        Ok(count) if count <= max => Ok(count),
-        _ => Err(BuildError::LimitExceeded { what, count: count as u64, max: u64::from(max) }),
-    }
-}
-
-/// Changes from one greenlist version to the next: media removed, and media whose coupons
-/// are replaced (or that are new). No medium is both.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct GreenlistDelta {
-    removals: Vec<MediumKey>,
-    updates: Greenlist,
-}
+/// Changes from one greenlist version to the next.
+pub type GreenlistDelta = Delta<Greenlist>;
 
 impl GreenlistDelta {
-    /// A delta removing `removals` (any order; duplicates dropped) and setting the coupons of
-    /// every medium of `updates`.
-    pub fn new<R>(removals: R, updates: Greenlist) -> Result<GreenlistDelta, BuildError>
-    where
-        R: IntoIterator<Item = MediumKey>,
-    {
-        let mut removed = Vec::new();
-        for key in removals {
-            if removed.len() >= LIST_ENTRIES_MAX as usize {
-                return Err(BuildError::LimitExceeded {
-                    what: "removals",
-                    count: removed.len() as u64 + 1,
-                    max: u64::from(LIST_ENTRIES_MAX),
-                });
-            }
-            removed.push(key);
-        }
-        removed.sort_unstable();
-        removed.dedup();
-        check_disjoint(&removed, &updates.keys).map_err(BuildError::RemovedAndUpdated)?;
-        Ok(GreenlistDelta { removals: removed, updates })
-    }
-
     /// The delta that turns `old` into `new`.
     pub fn between(old: &Greenlist, new: &Greenlist) -> GreenlistDelta {
         let mut delta = GreenlistDelta::default();
@@ -412,56 +391,6 @@ impl GreenlistDelta {
         }
         delta.updates.assert_invariants();
         delta
-    }
-
-    /// Media removed, ascending.
-    pub fn removals(&self) -> &[MediumKey] {
-        &self.removals
-    }
-
-    /// Media whose coupons are set.
-    pub fn updates(&self) -> &Greenlist {
-        &self.updates
-    }
-
-    /// Media changed.
-    pub fn change_count(&self) -> usize {
-        self.removals.len() + self.updates.len()
-    }
-
-    /// The signed delta file from `base_version` to `list_version`.
-    pub fn encode(
-        &self,
-        base_version: u64,
-        list_version: u64,
-        issued_at_unix_s: u64,
-        signer: &dyn ListSigner,
-    ) -> Result<Vec<u8>, BuildError> {
-        if base_version == 0 {
-            return Err(BuildError::Versions("a delta's base version is at least 1"));
-        }
-        check_versions(list_version, base_version)?;
-        let header = self.updates.header(list_version, base_version, self.removals.len(), issued_at_unix_s, signer)?;
-        seal(
-            &header,
-            |out| {
-                for key in &self.removals {
-                    out.extend_from_slice(key.as_bytes());
-                }
-                self.updates.write_entries(out);
-            },
-            signer,
-        )
-    }
-
-    fn decode(list: &VerifiedList<'_>) -> Result<GreenlistDelta, ListError> {
-        let removals = decode_removals(list.removals())?;
-        let updates = Greenlist::decode_entries(list)?;
-        if let Err(key) = check_disjoint(&removals, &updates.keys) {
-            let index = removals.binary_search(&key).unwrap_or(0);
-            return Err(malformed("removals", index, "medium both removed and updated"));
-        }
-        Ok(GreenlistDelta { removals, updates })
     }
 }
 

@@ -7,6 +7,7 @@
 //! carriers, photos themselves, and storing or downloading files.
 
 mod coupon;
+mod delta;
 mod denylist;
 mod error;
 mod format;
@@ -16,6 +17,7 @@ mod key;
 mod signing;
 
 pub use coupon::{COUPON_BYTES, Coupon, CouponFlags};
+pub use delta::Delta;
 pub use denylist::{DenyReason, Denylist, DenylistDelta};
 pub use error::{BuildError, ListError};
 pub use format::{
