@@ -38,6 +38,23 @@ pub struct Config {
     pub sales: SalesConfig,
     /// Payment gateways.
     pub payments: PaymentsConfig,
+    /// Lists for validators.
+    pub acceptance: AcceptanceConfig,
+}
+
+/// `[acceptance]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AcceptanceConfig {
+    /// How often the server publishes the greenlist and denylist (a new version only when
+    /// they changed), in milliseconds: a block reaches validators' next download this soon.
+    pub publish_interval_ms: u64,
+}
+
+impl Default for AcceptanceConfig {
+    fn default() -> Self {
+        Self { publish_interval_ms: smartticket_fleet::PUBLISH_INTERVAL_MS_DEFAULT }
+    }
 }
 
 /// `[sales]`
@@ -289,6 +306,7 @@ impl Default for Config {
             mail: MailConfig::default(),
             sales: SalesConfig::default(),
             payments: PaymentsConfig::default(),
+            acceptance: AcceptanceConfig::default(),
         }
     }
 }

@@ -23,6 +23,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use smartticket_catalog::CatalogStore;
 use smartticket_core::Clock;
+use smartticket_fleet::Fleet;
 use smartticket_identity::Identity;
 use smartticket_sales::Sales;
 use smartticket_sales::payments::test_acquirer::TestAcquirer;
@@ -68,6 +69,7 @@ struct Inner {
     db: Db,
     identity: Identity,
     sales: Sales,
+    fleet: Fleet,
     cards: CardSettings,
     test_acquirer: Option<Arc<TestAcquirer>>,
     clock: Arc<dyn Clock>,
@@ -90,6 +92,8 @@ pub struct Services {
     pub identity: Identity,
     /// Selling (and, through it, the catalogue).
     pub sales: Sales,
+    /// Offline acceptance: published lists and validators' uploads.
+    pub fleet: Fleet,
     /// Card access.
     pub cards: CardSettings,
     /// The built-in test acquirer, when it is the configured card gateway: its hosted
@@ -104,12 +108,13 @@ pub struct Services {
 impl AppState {
     /// State over the services.
     pub fn new(services: Services) -> Self {
-        let Services { db, identity, sales, cards, test_acquirer, clock, settings } = services;
+        let Services { db, identity, sales, fleet, cards, test_acquirer, clock, settings } = services;
         Self {
             inner: Arc::new(Inner {
                 db,
                 identity,
                 sales,
+                fleet,
                 cards,
                 test_acquirer,
                 clock,
@@ -122,6 +127,11 @@ impl AppState {
     /// The selling service.
     pub fn sales(&self) -> &Sales {
         &self.inner.sales
+    }
+
+    /// The fleet service: lists for validators, their uploads.
+    pub fn fleet(&self) -> &Fleet {
+        &self.inner.fleet
     }
 
     /// Card access settings.

@@ -7,6 +7,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use smartticket_catalog::CatalogError;
 use smartticket_core::PagingError;
+use smartticket_fleet::FleetError;
 use smartticket_identity::{AccountError, IdentityError, LinkRefused};
 use smartticket_sales::SalesError;
 use smartticket_sales::payments::GatewayError;
@@ -92,6 +93,8 @@ problem_kinds! {
     LinkInvalid => ("link-invalid", StatusCode::BAD_REQUEST, "The link is not valid"),
     LinkUsed => ("link-used", StatusCode::CONFLICT, "The link has already been used"),
     LinkExpired => ("link-expired", StatusCode::GONE, "The link has expired"),
+    ListVersionUnknown => ("list-version-unknown", StatusCode::CONFLICT, "The list version given is not available; download the full list"),
+    BatchConflict => ("batch-conflict", StatusCode::CONFLICT, "The batch conflicts with records already received"),
     Internal => ("internal", StatusCode::INTERNAL_SERVER_ERROR, "An internal error occurred"),
 }
 
@@ -349,6 +352,30 @@ impl From<SalesError> for Problem {
             SalesError::Mail(mail) => Problem::new(ProblemKind::Internal).caused_by(mail),
             SalesError::Keys(keys) => Problem::new(ProblemKind::KeysUnavailable).caused_by(keys),
             SalesError::Store(store) => Problem::from(store),
+            other => Problem::new(ProblemKind::Internal).caused_by(other),
+        }
+    }
+}
+
+impl From<FleetError> for Problem {
+    fn from(error: FleetError) -> Self {
+        let detail = error.to_string();
+        match error {
+            FleetError::UnknownVersion { .. } => Problem {
+                errors: vec![FieldError { field: "since".into(), message: detail.clone() }],
+                ..Problem::with_detail(ProblemKind::ListVersionUnknown, detail)
+            },
+            FleetError::InvalidBatch { field, message } => Problem::field(field, message),
+            FleetError::BatchIdReused { .. } | FleetError::RecordMismatch { .. } => {
+                Problem::with_detail(ProblemKind::BatchConflict, detail)
+            }
+            FleetError::XmlTooLarge { .. } => Problem::field("since", detail),
+            // The publisher runs every few seconds: the first list (or a quieter moment) is near.
+            FleetError::NothingPublished(_) | FleetError::PublishContention { .. } => {
+                Problem { retry_after_secs: Some(2), ..Problem::with_detail(ProblemKind::NotReady, detail) }
+            }
+            FleetError::Keys(keys) => Problem::new(ProblemKind::KeysUnavailable).caused_by(keys),
+            FleetError::Store(store) => Problem::from(store),
             other => Problem::new(ProblemKind::Internal).caused_by(other),
         }
     }

@@ -107,6 +107,12 @@ pub fn services_with_hsm(
     let acquirer = match config.payments.card_gateway {
         crate::config::CardGatewayKind::TestAcquirer => Arc::new(TestAcquirer::new(secret, public_url.clone())),
     };
+    let fleet = smartticket_fleet::Fleet::new(smartticket_fleet::FleetParts {
+        db: db.clone(),
+        clock: clock.clone(),
+        hsm: hsm.clone(),
+        catalog: catalog.clone(),
+    });
     let sales = smartticket_sales::Sales::new(smartticket_sales::SalesParts {
         db: db.clone(),
         clock: clock.clone(),
@@ -120,6 +126,7 @@ pub fn services_with_hsm(
         db: db.clone(),
         identity,
         sales,
+        fleet,
         cards: smartticket_server::CardSettings { system_id: Arc::from(config.hsm.system_id.as_bytes()) },
         test_acquirer: Some(acquirer),
         clock,

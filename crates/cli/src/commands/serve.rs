@@ -31,6 +31,18 @@ pub async fn serve_db(config: &Config, db: smartticket_store::Db) -> anyhow::Res
             })
             .await;
     });
+    // Lists for validators: published every interval while the server runs.
+    let fleet = services.fleet.clone();
+    let interval = Duration::from_millis(config.acceptance.publish_interval_ms.max(1));
+    let (stop_publisher, publisher_stopped) = tokio::sync::watch::channel(false);
+    let publisher = tokio::spawn(async move {
+        let mut stopped = publisher_stopped;
+        fleet
+            .run_publisher(interval, async move {
+                let _ = stopped.wait_for(|stop| *stop).await;
+            })
+            .await;
+    });
     let state = AppState::new(services);
     let app = smartticket_server::app(state);
     let listener = tokio::net::TcpListener::bind(config.server.listen)
@@ -41,7 +53,9 @@ pub async fn serve_db(config: &Config, db: smartticket_store::Db) -> anyhow::Res
     let grace = Duration::from_millis(config.server.shutdown_grace_ms);
     let served = smartticket_server::serve(listener, app.router, smartticket_server::shutdown_signal(), grace).await;
     let _ = stop_mailer.send(true);
+    let _ = stop_publisher.send(true);
     let _ = mailer.await;
+    let _ = publisher.await;
     db.close().await;
     served.context("the server failed")?;
     tracing::info!("stopped; database closed");

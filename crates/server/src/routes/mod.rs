@@ -1,6 +1,7 @@
 //! The API's endpoints, one module per area. Each module's `register` adds its handlers
 //! with their access rules.
 
+mod acceptance;
 mod accounts;
 mod audit;
 mod auth;
@@ -39,6 +40,7 @@ pub(crate) fn register(api: Api) -> Api {
     let api = delivery::register(api);
     let api = registry::register(api);
     let api = test_acquirer::register(api);
+    let api = acceptance::register(api);
     audit::register(api)
 }
 

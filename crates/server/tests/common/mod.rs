@@ -51,11 +51,18 @@ pub fn services_with(
     use smartticket_sales::payments::test_acquirer::TestAcquirer;
     let identity = Identity::new(db.clone(), clock.clone(), IdentityPolicy::default()).unwrap();
     let acquirer = Arc::new(TestAcquirer::new(SecretString::from(ACQUIRER_SECRET.to_owned()), "http://127.0.0.1:8080"));
+    let catalog = smartticket_catalog::CatalogStore::new(db.clone(), clock.clone());
+    let fleet = smartticket_fleet::Fleet::new(smartticket_fleet::FleetParts {
+        db: db.clone(),
+        clock: clock.clone(),
+        hsm: hsm.clone(),
+        catalog: catalog.clone(),
+    });
     let sales = smartticket_sales::Sales::new(smartticket_sales::SalesParts {
         db: db.clone(),
         clock: clock.clone(),
         hsm,
-        catalog: smartticket_catalog::CatalogStore::new(db.clone(), clock.clone()),
+        catalog,
         gateway: acquirer.clone(),
         public_url: "http://127.0.0.1:8080".into(),
         policy: smartticket_sales::SalesPolicy { delivery_step_timeout_ms: 3_000, ..Default::default() },
@@ -64,6 +71,7 @@ pub fn services_with(
         db,
         identity,
         sales,
+        fleet,
         cards: smartticket_server::CardSettings { system_id: Arc::from(SYSTEM_ID) },
         test_acquirer: Some(acquirer),
         clock,
