@@ -73,6 +73,9 @@ pub enum Command {
     /// Offline validators: provision one from the catalogue, tap media on it
     #[command(subcommand)]
     Validator(crate::commands::validator::ValidatorCommand),
+    /// Access-control mode: a door controller's identifier list, REST API and event journal
+    #[command(subcommand)]
+    Access(crate::commands::access::AccessCommand),
 }
 
 /// Which roles `keys init` creates.
@@ -243,6 +246,25 @@ pub enum CardCommand {
         /// Amount in minor units
         #[arg(long)]
         minor: i32,
+    },
+    /// Read a contactless bank card in a PC/SC reader: masked PAN, expiry, application and
+    /// its token from the secure module (the full PAN is never shown)
+    Emv {
+        /// The PC/SC reader (its name or part of it)
+        #[arg(long)]
+        reader: String,
+        /// The secure-module profile holding the tokenisation key (from `keys export-sam`)
+        #[arg(long, value_name = "FILE")]
+        sam: PathBuf,
+        /// A file whose first line is the profile's passphrase [default: ask]
+        #[arg(long, value_name = "FILE")]
+        sam_passphrase_file: Option<PathBuf>,
+        /// How long to wait for a card in the reader
+        #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+        wait_seconds: u64,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
     },
 }
 

@@ -3,7 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, clippy::print_stdout)]
 
 use std::io::{BufRead, BufReader, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -160,7 +160,22 @@ fn demo_replaces_only_its_own_directory() {
         .arg(data.join("cards/anonymous-purse.json")));
     assert!(shown.status.success(), "the demo's own settings open its keystore: {}", text(&shown.stderr));
     let state: Value = serde_json::from_slice(&shown.stdout).unwrap();
-    assert_eq!(state["purse"], 30_000 - 2_400, "300.00 sold by the kiosk and delivered, 24.00 debited");
+    assert_eq!(state["purse"], 30_000 - 2_400 - 2_600, "300.00 from the kiosk, 24.00 and 26.00 for two rides");
+    // The validators' part: every decision the demo promises, in its output.
+    let out = text(&run(smartticket().args(["--data-dir", data.to_str().unwrap(), "demo"])).stdout);
+    for line in [
+        "101  Petra's card (month coupon)    ACCEPTED {\"by\":\"card_contract\"",
+        "101  anonymous card (purse)         ACCEPTED {\"balance_minor\":25000,\"by\":\"card_purse\"",
+        "101  Petra's Visa (day ticket)      ACCEPTED {\"by\":\"coupon\"",
+        "101  a stranger's Visa              DECLINED no_valid_contract",
+        "102  a stranger's Visa              ACCEPTED {\"by\":\"emv_purchase\"",
+        "101  Petra's card, again            DECLINED passback",
+        "103  Ivan's card (zones 1-2 only)   DECLINED wrong_zone",
+        "101  Ivan's card                    DECLINED denylisted",
+        "validator 101: 8 journal records, the back office holds through 8",
+    ] {
+        assert!(out.contains(line), "the demo shows `{line}`:\n{out}");
+    }
     let petra = run(smartticket()
         .args(["--data-dir", data.to_str().unwrap(), "card", "show", "--json"])
         .arg(data.join("cards/petra-card.json")));
@@ -229,7 +244,8 @@ fn a_validator_decides_on_the_demos_cards() {
     assert_eq!(decisions[0]["by"], "card_contract", "Petra's month coupon covers zone 1");
     assert_eq!(decisions[1]["by"], "card_purse");
     assert_eq!(decisions[1]["fare_minor"], 3_800, "four zones of route R1 at the full single fare");
-    assert_eq!(decisions[1]["balance_minor"], 30_000 - 2_400 - 3_800);
+    // The demo's own validator took a two-zone fare (26.00) after the kiosk's first ride.
+    assert_eq!(decisions[1]["balance_minor"], 30_000 - 2_400 - 2_600 - 3_800);
     assert_eq!(decisions[2]["reason"], "list_too_old", "no lists were installed");
     let again = tap(&[&card("anonymous-purse")]);
     assert_eq!(again[0]["reason"], "passback", "the card's own log shows this device a moment ago");
@@ -494,7 +510,8 @@ async fn a_card_tapped_from_the_command_line_receives_what_was_sold() {
     let tapped = run(smartticket().args(["card", "tap", "--server", &server.base, "--token", &key]).arg(&image));
     assert!(tapped.status.success(), "{}", text(&tapped.stderr));
     assert!(text(&tapped.stdout).contains("1 product(s) written"), "{}", text(&tapped.stdout));
-    assert!(text(&tapped.stdout).contains("purse: 326.00 CZK"), "{}", text(&tapped.stdout));
+    // 300.00 from the kiosk, less the demo's two rides (24.00, 26.00), plus 50.00 now.
+    assert!(text(&tapped.stdout).contains("purse: 300.00 CZK"), "{}", text(&tapped.stdout));
     let again = run(smartticket().args(["card", "tap", "--server", &server.base, "--token", &key]).arg(&image));
     assert!(text(&again.stdout).contains("up to date"), "the second tap writes nothing: {}", text(&again.stdout));
     let refused =
@@ -503,4 +520,134 @@ async fn a_card_tapped_from_the_command_line_receives_what_was_sold() {
     assert!(text(&refused.stderr).contains("401"), "{}", text(&refused.stderr));
     server.terminate();
     assert!(server.wait().0.success());
+}
+
+/// Logs in as the demo's carrier and answers the session token.
+async fn carrier_token(base: &str, data: &Path) -> String {
+    let credentials: Value =
+        serde_json::from_slice(&std::fs::read(data.join("demo-credentials.json")).unwrap()).unwrap();
+    let carrier = credentials["staff"].as_array().unwrap().iter().find(|s| s["role"] == "carrier").unwrap().clone();
+    let login: Value = reqwest::Client::new()
+        .post(format!("{base}/api/v1/auth/login"))
+        .json(&serde_json::json!({ "realm": "staff", "email": carrier["email"], "password": carrier["password"] }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    login["token"].as_str().unwrap().to_owned()
+}
+
+/// The demo with a validator configuration and a secure-module profile beside it.
+fn demo_with_a_validator(dir: &Path) -> (PathBuf, PathBuf, PathBuf, PathBuf) {
+    let data = dir.join("demo");
+    let data_arg = data.to_str().unwrap();
+    assert!(run(smartticket().args(["--data-dir", data_arg, "demo"])).status.success());
+    let passphrase = data.join("keys/passphrase");
+    let sam = dir.join("sam.json");
+    let exported = run(smartticket()
+        .args(["--data-dir", data_arg, "keys", "export-sam", "--out"])
+        .arg(&sam)
+        .arg("--passphrase-file")
+        .arg(&passphrase));
+    assert!(exported.status.success(), "{}", text(&exported.stderr));
+    let setup = dir.join("validator.toml");
+    let init = run(smartticket()
+        .args(["--data-dir", data_arg, "validator", "init", "--device", "700", "--zone", "1", "--out"])
+        .arg(&setup));
+    assert!(init.status.success(), "{}", text(&init.stderr));
+    (data, sam, passphrase, setup)
+}
+
+/// The fleet simulator against a running server: passengers, tears, offline devices and lost
+/// answers, and in the end the back office holds each device's records exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_simulated_fleet_uploads_every_record_exactly_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, sam, passphrase, setup) = demo_with_a_validator(dir.path());
+    let server = Server::start(&data, None);
+    let token = carrier_token(&server.base, &data).await;
+    let fleet = run(smartticket()
+        .args(["--data-dir", data.to_str().unwrap(), "validator", "fleet", "--json", "--seed", "7"])
+        .args(["--devices", "3", "--taps", "400", "--lost-answer-percent", "50", "--tear-percent", "20"])
+        .args(["--server", &server.base, "--token", &token, "--validator"])
+        .arg(&setup)
+        .arg("--sam")
+        .arg(&sam)
+        .arg("--sam-passphrase-file")
+        .arg(&passphrase)
+        .arg("--cards")
+        .arg(data.join("cards")));
+    assert!(fleet.status.success(), "{}", text(&fleet.stderr));
+    let report: Value = serde_json::from_slice(&fleet.stdout).unwrap();
+    assert_eq!(report["taps"], 400);
+    assert_eq!(report["devices_verified"], 3, "{report}");
+    assert_eq!(report["records_stored"], report["records_written"]);
+    assert!(report["records_written"].as_u64().unwrap() >= 400, "a decision per tap, intents besides");
+    assert!(report["lost_answers"].as_u64().unwrap() > 0, "{report}");
+    assert!(report["tears"].as_u64().unwrap() > 0, "{report}");
+    let outcomes = &report["outcomes"];
+    assert!(outcomes["accepted: coupon"].as_u64().unwrap() > 0, "Petra's Visa holds a day ticket: {outcomes}");
+    assert!(outcomes["accepted: card_contract"].as_u64().unwrap() > 0, "{outcomes}");
+    assert!(outcomes["declined: no_valid_contract"].as_u64().unwrap() > 0, "{outcomes}");
+    // The same device numbers again would reuse journal ids: refused before anything is sent.
+    let again = run(smartticket()
+        .args(["--data-dir", data.to_str().unwrap(), "validator", "fleet", "--taps", "1"])
+        .args(["--first-device", report["first_device"].to_string().as_str()])
+        .args(["--server", &server.base, "--token", &token, "--validator"])
+        .arg(&setup)
+        .arg("--sam")
+        .arg(&sam)
+        .arg("--sam-passphrase-file")
+        .arg(&passphrase));
+    assert_eq!(again.status.code(), Some(2), "{}", text(&again.stderr));
+    server.terminate();
+    assert!(server.wait().0.success());
+}
+
+/// `validator run` fetches the lists at start, decides, uploads its journal when it stops,
+/// and decides from the lists it stored when it starts again without the network.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_validator_syncs_and_keeps_its_lists() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, sam, passphrase, setup) = demo_with_a_validator(dir.path());
+    let server = Server::start(&data, None);
+    let token = carrier_token(&server.base, &data).await;
+    let journal = dir.path().join("v700");
+    let validator_run = |server: Option<&str>, media: &str| {
+        let mut command = smartticket();
+        command
+            .args(["--data-dir", data.to_str().unwrap(), "validator", "run", "--stdin", "--json", "--validator"])
+            .arg(&setup)
+            .arg("--sam")
+            .arg(&sam)
+            .arg("--sam-passphrase-file")
+            .arg(&passphrase)
+            .arg("--journal")
+            .arg(&journal);
+        if let Some(base) = server {
+            command.args(["--server", base, "--token", &token]);
+        }
+        let mut child = command.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        child.stdin.take().unwrap().write_all(media.as_bytes()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let decisions: Vec<Value> =
+            text(&out.stdout).lines().map(|line| serde_json::from_str::<Value>(line).unwrap()).collect();
+        (decisions, text(&out.stderr))
+    };
+    let media = "bank:4111111111111111:12/29\nbank:4000000000000002:12/29\nnot-a-medium\n";
+    let (decisions, log) = validator_run(Some(&server.base), media);
+    assert_eq!(decisions.len(), 2, "the bad line is reported and skipped: {log}");
+    assert_eq!(decisions[0]["by"], "coupon", "Petra's day ticket, from the downloaded greenlist");
+    assert_eq!(decisions[1]["reason"], "no_valid_contract");
+    assert!(log.contains("not-a-medium"), "{log}");
+    assert!(log.contains("journal uploaded through sequence 2"), "{log}");
+    server.terminate();
+    assert!(server.wait().0.success());
+    // Offline now: the stored lists still know Petra's Visa (passback has passed: a new run
+    // starts with an empty memory, and the card is a token).
+    let (decisions, _) = validator_run(None, "bank:4111111111111111:12/29\n");
+    assert_eq!(decisions[0]["by"], "coupon", "{decisions:?}");
 }

@@ -26,8 +26,8 @@ use smartticket_store::Db;
 
 pub use error::FleetError;
 pub use uploads::{
-    BATCH_ID_CHARS_MAX, BATCH_PAYLOAD_BYTES_MAX, BATCH_RECORDS_MAX, BatchAck, DEVICE_ID_CHARS_MAX, RECORD_BYTES_MAX,
-    UploadBatch,
+    BATCH_ID_CHARS_MAX, BATCH_PAYLOAD_BYTES_MAX, BATCH_RECORDS_MAX, BatchAck, DEVICE_ID_CHARS_MAX, DeviceUploads,
+    RECORD_BYTES_MAX, UploadBatch,
 };
 pub use versions::{DELTA_CACHE_ENTRIES_MAX, LIST_VERSIONS_KEPT, ListDownload, ListVersionInfo, PUBLISH_ATTEMPTS_MAX};
 pub use xml::{GREENLIST_XSD, XML_BYTES_MAX, XmlDownload};
@@ -134,6 +134,11 @@ impl Fleet {
     /// nothing stored and no new audit entry.
     pub async fn receive_batch(&self, ctx: &AuditCtx, batch: &UploadBatch) -> Result<BatchAck, FleetError> {
         uploads::receive(&self.inner.db, ctx, batch, self.inner.clock.now()).await
+    }
+
+    /// What is stored of `device_id`'s journal; `None` when it never uploaded.
+    pub async fn device_uploads(&self, device_id: &str) -> Result<Option<DeviceUploads>, FleetError> {
+        uploads::device(&self.inner.db, device_id).await
     }
 
     /// Publishes both lists every `interval` until `shutdown` resolves. A failure (no

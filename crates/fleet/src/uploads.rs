@@ -68,6 +68,63 @@ pub struct BatchAck {
     pub contiguous_through: u64,
 }
 
+/// What the back office holds of one validator's journal: what its carrier (or the fleet
+/// simulator) checks to see that every record arrived exactly once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct DeviceUploads {
+    /// The validator.
+    pub device_id: String,
+    /// Every record up to this sequence is stored.
+    pub contiguous_through: u64,
+    /// Records stored (once each, whatever was sent again).
+    pub records_stored: u64,
+    /// Distinct batches received.
+    pub batches_received: u64,
+    /// The first upload.
+    pub first_upload_at: Timestamp,
+    /// The latest upload.
+    pub last_upload_at: Timestamp,
+}
+
+/// The uploads of `device_id`; `None` when it never uploaded.
+pub(crate) async fn device(db: &Db, device_id: &str) -> Result<Option<DeviceUploads>, FleetError> {
+    check_id("device_id", device_id, DEVICE_ID_CHARS_MAX)?;
+    let mut tx = db.begin_read().await?;
+    let row: Option<(i64, i64, i64)> = sql!(tx.conn(), |c| {
+        sqlx::query_as(
+            "SELECT contiguous_through, first_upload_at_us, last_upload_at_us FROM validator_devices WHERE device_id = $1",
+        )
+        .bind(device_id)
+        .fetch_optional(c)
+        .await
+    })?;
+    let Some((through, first_us, last_us)) = row else {
+        tx.commit().await?;
+        return Ok(None);
+    };
+    let records: i64 = sql!(tx.conn(), |c| {
+        sqlx::query_scalar("SELECT COUNT(*) FROM validator_records WHERE device_id = $1")
+            .bind(device_id)
+            .fetch_one(c)
+            .await
+    })?;
+    let batches: i64 = sql!(tx.conn(), |c| {
+        sqlx::query_scalar("SELECT COUNT(*) FROM validator_batches WHERE device_id = $1")
+            .bind(device_id)
+            .fetch_one(c)
+            .await
+    })?;
+    tx.commit().await?;
+    Ok(Some(DeviceUploads {
+        device_id: device_id.to_owned(),
+        contiguous_through: u64::try_from(through).unwrap_or(0),
+        records_stored: u64::try_from(records).unwrap_or(0),
+        batches_received: u64::try_from(batches).unwrap_or(0),
+        first_upload_at: Timestamp::from_unix_micros(first_us).unwrap_or(Timestamp::EPOCH),
+        last_upload_at: Timestamp::from_unix_micros(last_us).unwrap_or(Timestamp::EPOCH),
+    }))
+}
+
 impl UploadBatch {
     /// Checks ids, sequences and every limit before anything is read or stored.
     pub fn check(&self) -> Result<(), FleetError> {

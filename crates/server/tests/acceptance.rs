@@ -96,5 +96,13 @@ app_tests! {
         gap["last_sequence"] = json!(5);
         let invalid = app.call(Method::POST, "/api/v1/validators/batches", Some(&carrier), Some(gap)).await;
         assert_eq!(invalid.body["errors"][0]["field"], "records");
+
+        // What is stored of the device: each record once, however often it was sent.
+        let stored = app.call(Method::GET, "/api/v1/validators/bus-17", Some(&carrier), None).await;
+        assert_eq!(stored.status, StatusCode::OK, "{}", stored.body);
+        assert_eq!((stored.body["records_stored"].as_u64(), stored.body["contiguous_through"].as_u64()), (Some(2), Some(2)));
+        assert_eq!(stored.body["batches_received"], 1);
+        let unknown = app.call(Method::GET, "/api/v1/validators/bus-99", Some(&carrier), None).await;
+        assert_eq!((unknown.status, unknown.problem()), (StatusCode::NOT_FOUND, Some("not-found")));
     }
 }

@@ -25,6 +25,10 @@ fn sample_path_value(doc: &Value, operation: &Value, name: &str) -> String {
         let schema_name = reference.trim_start_matches("#/components/schemas/");
         schema = doc["components"]["schemas"][schema_name].clone();
     }
+    // A plain string (a validator's device id: hex) takes hex digits.
+    if schema["pattern"].is_null() && schema["type"] == "string" {
+        return "0".repeat(32);
+    }
     let pattern = schema["pattern"].as_str().unwrap_or_else(|| panic!("parameter {name} has no pattern: {schema}"));
     let prefix = pattern.trim_start_matches('^').split('_').next().unwrap();
     format!("{prefix}_{}", "0".repeat(32))

@@ -95,6 +95,17 @@ impl Validator {
         (self.greenlist.installed(), self.denylist.installed())
     }
 
+    /// The greenlist in use, if any (simulators and diagnostics read it; decisions go
+    /// through the `tap_*` methods).
+    pub fn greenlist(&self) -> Option<&Greenlist> {
+        self.greenlist.list()
+    }
+
+    /// The denylist in use, if any.
+    pub fn denylist(&self) -> Option<&Denylist> {
+        self.denylist.list()
+    }
+
     /// Offers a list file (full or delta) of either kind. On error the list in use stays.
     pub fn offer_list(&mut self, file: &[u8]) -> Result<InstalledList, ListError> {
         let kind = crate::lists::ListFile::parse(file)?.header().kind;

@@ -308,6 +308,36 @@ impl Journal {
         Ok(Some(Batch { id, records, payload_bytes }))
     }
 
+    /// Up to `records_max` records from `sequence_first` on (or from the oldest still on disk,
+    /// if acknowledged segments were deleted), for reading the journal back (an event list).
+    /// Unlike [`Journal::next_batch`] it starts anywhere and moves no upload position. Panics
+    /// if `records_max` is 0 or above [`UPLOAD_BATCH_RECORDS_MAX`].
+    pub fn read_from(&self, sequence_first: u64, records_max: u32) -> Result<Vec<Record>, JournalError> {
+        assert!((1..=UPLOAD_BATCH_RECORDS_MAX).contains(&records_max));
+        if self.poisoned {
+            return Err(JournalError::Poisoned);
+        }
+        let oldest = self.sealed.front().unwrap_or(&self.active).sequence_first;
+        let sequence_wanted = sequence_first.max(oldest);
+        let mut read = BatchRead {
+            sequence_wanted,
+            records: Vec::new(),
+            payload_bytes: 0,
+            records_max: records_max as usize,
+            // The record count bounds the read: at most records_max whole records.
+            payload_bytes_max: u64::MAX,
+            hint: None,
+        };
+        let segments = self.sealed.iter().chain(std::iter::once(&self.active));
+        for segment in segments.filter(|segment| segment.sequence_end() > sequence_wanted) {
+            if !read.take_from(segment)? {
+                break;
+            }
+        }
+        assert!(read.records.len() <= records_max as usize);
+        Ok(read.records)
+    }
+
     /// Records that the back office holds every record up to `sequence_last`: persists the
     /// watermark, then deletes segments holding only acknowledged records. Idempotent: a
     /// sequence already acknowledged changes nothing. A sequence never written is an error.

@@ -219,6 +219,12 @@ impl EmvSimCard {
         self.commands_received
     }
 
+    /// Ends the RF session, as a field reset or the card leaving the field does: no
+    /// application is selected any more.
+    pub fn reset_session(&mut self) {
+        self.selected = false;
+    }
+
     /// The card side of one command APDU: the response APDU. Never fails; anything it does
     /// not understand gets an ISO 7816-4 status word.
     pub fn respond(&mut self, command: &[u8]) -> Vec<u8> {

@@ -1,8 +1,9 @@
-//! The card simulator as a card in a real reader: [`VpcdBridge`] connects a [`SimCard`] to
-//! the vsmartcard `vpcd` driver inside pcscd, so any PC/SC application (ours through
+//! A simulated card as a card in a real reader: [`VpcdBridge`] connects a [`VirtualCard`]
+//! (the DESFire [`SimCard`], or the bank card [`EmvSimCard`]) to the vsmartcard `vpcd`
+//! driver inside pcscd, so any PC/SC application (ours through
 //! [`super::pcsc::PcscTransport`], or `pcsc_scan`, `opensc-tool`) talks to it as to a
-//! contactless DESFire. It owns the socket and the card's power state; the card's
-//! behaviour stays in [`crate::sim`].
+//! contactless card. It owns the socket and the card's power state; the card's behaviour
+//! stays in [`crate::sim`] and [`crate::emv::sim`].
 //!
 //! The vpcd ↔ virtual-card protocol (frankmorgner/vsmartcard, `src/vpcd/vpcd.c` and
 //! `ifd-vpcd.c`; `vpicc/virtualsmartcard/VirtualSmartcard.py` is the reference card):
@@ -23,12 +24,12 @@
 //!   40 ms late: an APDU through pcscd takes about 45 ms. Fine for tests; not a timing
 //!   model of a real card.
 //!
-//! How the simulator's states map onto it: power off drops the volatile session (as a
+//! How a virtual card's states map onto it: power off drops the volatile session (as a
 //! real card loses RAM without power), power on and reset start a fresh one. A card that
-//! tears (the simulator's fault injection pulls it out of the field) answers the APDU it
-//! was torn on with nothing and the bridge hangs up: pcscd sees a card removal, which is
-//! what a terminal sees when a passenger pulls the card away. To tap the card again,
-//! connect a new bridge.
+//! tears (the DESFire simulator's fault injection pulls it out of the field) answers the
+//! APDU it was torn on with nothing and the bridge hangs up: pcscd sees a card removal,
+//! which is what a terminal sees when a passenger pulls the card away. To tap the card
+//! again, connect a new bridge.
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
@@ -37,6 +38,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use crate::emv::sim::EmvSimCard;
 use crate::sim::SimCard;
 use crate::transport::Transport;
 
@@ -57,6 +59,72 @@ pub const VPCD_ADDR_DEFAULT: &str = "127.0.0.1:35963";
 /// 80`, is what contactless readers report for DESFire (ACS ACR1222U user's manual §1.2
 /// gives this exact ATR as its DESFire example).
 pub const ATR: [u8; 6] = [0x3B, 0x81, 0x80, 0x01, 0x80, 0x80];
+
+/// The ATR of the simulated bank card: a contactless ISO/IEC 14443-4 Type A card whose ATS
+/// has no historical bytes, built the same way (`3B 80 80 01`, then TCK `01`). It is what
+/// contactless readers commonly report for Visa and Mastercard cards, and the EMV read
+/// flow does not look at it.
+pub const EMV_ATR: [u8; 5] = [0x3B, 0x80, 0x80, 0x01, 0x01];
+
+/// A simulated card that can sit in vpcd's reader: what the bridge needs of it, nothing
+/// more. The card keeps its own notion of a session; the bridge only tells it about power.
+pub trait VirtualCard: std::fmt::Debug {
+    /// The ATR the reader reports for the card.
+    fn atr(&self) -> &[u8];
+
+    /// The reader cut the field: the card forgets its volatile session.
+    fn power_off(&mut self);
+
+    /// The reader powered or reset the card: a fresh session.
+    fn power_on(&mut self);
+
+    /// The card's answer to one command APDU (data, SW1 SW2), or `None` when the card has
+    /// left the field (torn) and answers nothing.
+    fn exchange(&mut self, command: &[u8]) -> Option<Vec<u8>>;
+}
+
+impl VirtualCard for SimCard {
+    fn atr(&self) -> &[u8] {
+        &ATR
+    }
+
+    fn power_off(&mut self) {
+        self.remove();
+    }
+
+    fn power_on(&mut self) {
+        self.tap();
+    }
+
+    fn exchange(&mut self, command: &[u8]) -> Option<Vec<u8>> {
+        match self.transmit(command) {
+            Ok(answer) => Some(answer),
+            Err(error) => {
+                tracing::info!(%error, "the simulated card left the field");
+                None
+            }
+        }
+    }
+}
+
+impl VirtualCard for EmvSimCard {
+    fn atr(&self) -> &[u8] {
+        &EMV_ATR
+    }
+
+    fn power_off(&mut self) {
+        self.reset_session();
+    }
+
+    fn power_on(&mut self) {
+        self.reset_session();
+    }
+
+    /// A bank card simulator never leaves the field by itself.
+    fn exchange(&mut self, command: &[u8]) -> Option<Vec<u8>> {
+        Some(self.respond(command))
+    }
+}
 
 /// The largest payload either side may send. The 2-byte length prefix caps it at 65,535
 /// bytes, which is below the largest extended-length C-APDU (65,544 bytes: header 4, Lc 3,
@@ -123,16 +191,17 @@ pub enum Ended {
     CardGone,
 }
 
-/// A [`SimCard`] in vpcd's virtual reader, over one TCP connection.
-pub struct VpcdBridge {
+/// A virtual card (by default a DESFire [`SimCard`]) in vpcd's virtual reader, over one
+/// TCP connection.
+pub struct VpcdBridge<C: VirtualCard = SimCard> {
     stream: TcpStream,
     peer: SocketAddr,
-    card: SimCard,
+    card: C,
     /// Whether vpcd has powered the card (power on or reset since the last power off).
     powered: bool,
 }
 
-impl std::fmt::Debug for VpcdBridge {
+impl<C: VirtualCard> std::fmt::Debug for VpcdBridge<C> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("VpcdBridge")
             .field("peer", &self.peer)
@@ -142,14 +211,14 @@ impl std::fmt::Debug for VpcdBridge {
     }
 }
 
-impl VpcdBridge {
+impl<C: VirtualCard> VpcdBridge<C> {
     /// Connects to vpcd at `addr` (usually [`VPCD_ADDR_DEFAULT`]) and puts `card` in its
     /// reader. pcscd notices the card at its next presence poll, provided it has noticed
     /// the previous card leave: connect again only after
     /// [`PcscTransport::wait_until_gone`](super::pcsc::PcscTransport::wait_until_gone),
     /// or pcscd takes the new card for the old one. On failure the card is dropped (a
     /// file-backed card keeps its committed image on disk).
-    pub fn connect<A: ToSocketAddrs>(addr: A, card: SimCard) -> io::Result<VpcdBridge> {
+    pub fn connect<A: ToSocketAddrs>(addr: A, card: C) -> io::Result<VpcdBridge<C>> {
         let (stream, peer) = connect_any(addr)?;
         stream.set_nodelay(true)?;
         stream.set_read_timeout(Some(Duration::from_millis(STOP_POLL_MS)))?;
@@ -180,7 +249,10 @@ impl VpcdBridge {
     }
 
     /// Runs the bridge on its own thread until [`RunningBridge::stop`].
-    pub fn spawn(self) -> io::Result<RunningBridge> {
+    pub fn spawn(self) -> io::Result<RunningBridge<C>>
+    where
+        C: Send + 'static,
+    {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&stop);
         let thread = std::thread::Builder::new().name("vpcd-bridge".into()).spawn(move || {
@@ -195,12 +267,12 @@ impl VpcdBridge {
     }
 
     /// The card, to inspect.
-    pub fn card(&self) -> &SimCard {
+    pub fn card(&self) -> &C {
         &self.card
     }
 
     /// Takes the card out of the reader (closing the connection) and gives it back.
-    pub fn into_card(self) -> SimCard {
+    pub fn into_card(self) -> C {
         self.card
     }
 
@@ -210,16 +282,19 @@ impl VpcdBridge {
             Message::PowerOff => {
                 tracing::debug!("vpcd: power off");
                 // Without power the card loses its session, pending changes included.
-                self.card.remove();
+                self.card.power_off();
                 self.powered = false;
             }
             Message::PowerOn | Message::Reset => {
                 tracing::debug!(?message, "vpcd: power");
-                self.card.tap();
+                self.card.power_on();
                 self.powered = true;
             }
             // Answered powered or not: an unpowered card is still in the reader.
-            Message::GetAtr => self.send(&ATR)?,
+            Message::GetAtr => {
+                let atr = self.card.atr().to_vec();
+                self.send(&atr)?;
+            }
             Message::UnknownControl(byte) => tracing::warn!(byte, "vpcd: unknown control message, ignored"),
             Message::Apdu(command) => match self.exchange(&command) {
                 Some(answer) => self.send(&answer)?,
@@ -239,14 +314,11 @@ impl VpcdBridge {
             tracing::warn!("vpcd: an APDU for a card it has not powered");
             return None;
         }
-        match self.card.transmit(command) {
-            Ok(answer) => Some(answer),
-            Err(error) => {
-                tracing::info!(%error, "the simulated card left the field");
-                self.powered = false;
-                None
-            }
+        let answer = self.card.exchange(command);
+        if answer.is_none() {
+            self.powered = false;
         }
+        answer
     }
 
     /// Answers nothing and closes the connection: vpcd's way to learn the card is gone
@@ -305,12 +377,12 @@ impl VpcdBridge {
 
 /// A bridge serving on its own thread.
 #[derive(Debug)]
-pub struct RunningBridge {
+pub struct RunningBridge<C = SimCard> {
     stop: Arc<AtomicBool>,
-    thread: JoinHandle<(SimCard, io::Result<Ended>)>,
+    thread: JoinHandle<(C, io::Result<Ended>)>,
 }
 
-impl RunningBridge {
+impl<C> RunningBridge<C> {
     /// Whether the bridge has already ended by itself (vpcd hung up, or an error).
     pub fn is_finished(&self) -> bool {
         self.thread.is_finished()
@@ -319,7 +391,7 @@ impl RunningBridge {
     /// Stops the bridge (at the next frame boundary, within 100 ms when idle), closes the
     /// connection, and gives the card back with how the bridge ended. A panic on the
     /// bridge thread (a bug) is passed on to the caller.
-    pub fn stop(self) -> (SimCard, io::Result<Ended>) {
+    pub fn stop(self) -> (C, io::Result<Ended>) {
         self.stop.store(true, Ordering::Release);
         match self.thread.join() {
             Ok(result) => result,
@@ -386,7 +458,7 @@ mod tests {
     const UID: [u8; 7] = [0x04, 0xA1, 0xB2, 0xC3, 0xD4, 0xE5, 0xF6];
 
     /// The test plays vpcd: it listens, and the bridge connects to it.
-    fn vpcd_and_bridge(card: SimCard) -> (TcpStream, RunningBridge) {
+    fn vpcd_and_bridge<C: VirtualCard + Send + 'static>(card: C) -> (TcpStream, RunningBridge<C>) {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let bridge = VpcdBridge::connect(listener.local_addr().unwrap(), card).unwrap().spawn().unwrap();
         let (vpcd, _) = listener.accept().unwrap();
@@ -529,6 +601,65 @@ mod tests {
         let (mut vpcd, bridge) = vpcd_and_bridge(SimCard::blank(UID));
         send(&mut vpcd, &[0x07]);
         assert_eq!(exchange(&mut vpcd, &[0x04]), ATR);
+        let (_, ended) = bridge.stop();
+        assert_eq!(ended.unwrap(), Ended::Stopped);
+    }
+
+    /// The test's vpcd end as a transport, so the host's EMV read flow runs through the
+    /// bridge's framing.
+    struct FakeVpcd(TcpStream);
+
+    impl Transport for FakeVpcd {
+        fn transmit(&mut self, command: &[u8]) -> Result<Vec<u8>, crate::TransportError> {
+            Ok(exchange(&mut self.0, command))
+        }
+
+        fn describe(&self) -> String {
+            "fake vpcd".into()
+        }
+    }
+
+    fn visa() -> EmvSimCard {
+        let expiry = smartticket_crypto::token::Expiry::new(28, 2).unwrap();
+        EmvSimCard::visa("4761 7390 0101 0119", expiry, "VISA CREDIT").unwrap()
+    }
+
+    #[test]
+    fn the_emv_atr_is_well_formed() {
+        let [initial, t0, rest @ ..] = EMV_ATR;
+        assert_eq!(initial, 0x3B, "direct convention");
+        assert_eq!(rest.iter().fold(t0, |xor, byte| xor ^ byte), 0, "TCK makes T0..TCK XOR to zero");
+        assert_eq!(t0 & 0x0F, 0, "no historical bytes");
+        assert_eq!(EMV_ATR.len(), 2 + 2 + 1, "TS T0 TD1 TD2 TCK");
+    }
+
+    #[test]
+    fn a_bank_card_is_read_through_the_bridge() {
+        let (mut vpcd, bridge) = vpcd_and_bridge(visa());
+        send(&mut vpcd, &[0x01]);
+        assert_eq!(exchange(&mut vpcd, &[0x04]), EMV_ATR, "the bank card's own ATR");
+        let mut transport = FakeVpcd(vpcd);
+        let terminal = crate::emv::TerminalData::transit(203, 203, 260115, [1, 2, 3, 4]);
+        let card = crate::emv::read_card(&mut transport, &terminal).unwrap();
+        assert_eq!(card.pan().digits(), "4761739001010119");
+        assert_eq!((card.expiry().year, card.expiry().month), (28, 2));
+        assert_eq!(card.label(), Some("VISA CREDIT"));
+        let (card, ended) = bridge.stop();
+        assert_eq!(ended.unwrap(), Ended::Stopped);
+        assert!(card.commands_received() >= 4, "PPSE, AID, GPO, records");
+    }
+
+    #[test]
+    fn power_off_deselects_the_bank_application() {
+        const SELECT_VISA: [u8; 13] = [0x00, 0xA4, 0x04, 0x00, 0x07, 0xA0, 0x00, 0x00, 0x00, 0x03, 0x10, 0x10, 0x00];
+        const READ_SFI_2_RECORD_1: [u8; 5] = [0x00, 0xB2, 0x01, 0x14, 0x00];
+        let (mut vpcd, bridge) = vpcd_and_bridge(visa());
+        send(&mut vpcd, &[0x01]);
+        assert!(exchange(&mut vpcd, &SELECT_VISA).ends_with(&[0x90, 0x00]));
+        assert!(exchange(&mut vpcd, &READ_SFI_2_RECORD_1).ends_with(&[0x90, 0x00]), "selected");
+        send(&mut vpcd, &[0x00]);
+        send(&mut vpcd, &[0x01]);
+        assert_eq!(exchange(&mut vpcd, &READ_SFI_2_RECORD_1), [0x69, 0x85], "a fresh session selects nothing");
         let (_, ended) = bridge.stop();
         assert_eq!(ended.unwrap(), Ended::Stopped);
     }

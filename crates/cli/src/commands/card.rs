@@ -1,17 +1,21 @@
 //! `smartticket card …`: simulated cards for development, demos and tests — create a blank
 //! card image, personalise it, load and debit it, and show what is on it (read through the
-//! secure session with the read key, as a service-centre reader would).
+//! secure session with the read key, as a service-centre reader would). Also real media in
+//! a PC/SC reader: relay a delivery session (`tap`), read a bank card to its token (`emv`).
 
 use std::path::Path;
+use std::time::Duration;
 
 use anyhow::Context;
 use smartticket_card::desfire::host::Desfire;
+use smartticket_card::emv::{self, TerminalData};
 use smartticket_card::fare::ops::{self, CardState, Load, Terminal};
 use smartticket_card::fare::records::{Contract, ContractKind, Environment, LogRecord};
 use smartticket_card::fare::{FareError, KeySource};
 use smartticket_card::sim::SimCard;
 use smartticket_core::{Clock, SystemClock, Timestamp};
 use smartticket_crypto::hsm::Hsm;
+use smartticket_crypto::hsm::soft::SoftHsm;
 
 use super::UsageError;
 use crate::args::{CardCommand, Profile};
@@ -113,7 +117,86 @@ pub fn run(config: &Config, command: &CardCommand) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        CardCommand::Emv { reader, sam, sam_passphrase_file, wait_seconds, json } => {
+            let sam = open_sam(sam, sam_passphrase_file.as_deref())?;
+            read_bank_card(&sam, reader, Duration::from_secs(*wait_seconds), *json)
+        }
     }
+}
+
+/// Terminal country code (9F1A) and transaction currency (5F2A) a bank card is read with:
+/// ISO 3166-1 and ISO 4217 numeric 203, Czechia and the koruna, as the validators use.
+/// `card emv` only identifies the card (amount zero), so neither changes what it reads.
+const EMV_COUNTRY: u16 = 203;
+const EMV_CURRENCY: u16 = 203;
+
+/// Opens a secure-module profile (from `keys export-sam`) as the validator does.
+fn open_sam(path: &Path, passphrase_file: Option<&Path>) -> anyhow::Result<SoftHsm> {
+    let file = passphrase_file.map(|p| p.display().to_string()).unwrap_or_default();
+    let passphrase = crate::secrets::existing(
+        "secure-module passphrase",
+        &crate::config::Secret::default(),
+        &file,
+        "--sam-passphrase-file",
+    )?;
+    SoftHsm::open(path, &passphrase).with_context(|| format!("cannot open {}", path.display()))
+}
+
+/// Waits for a bank card in `reader`, reads it and prints what a gate keeps of it: the
+/// masked PAN, expiry, application and the token from the secure module. The full PAN
+/// stays inside the [`emv::EmvCard`], which wipes it; it is neither printed nor logged.
+fn read_bank_card(sam: &SoftHsm, reader: &str, wait: Duration, json: bool) -> anyhow::Result<()> {
+    use smartticket_card::TransportError;
+    use smartticket_card::transport::PcscTransport;
+    // Name the readers when none matches: waiting for a card in a reader that does not
+    // exist would only end in a timeout that hides the typo.
+    let readers = PcscTransport::list_readers()?;
+    if !readers.iter().any(|name| name.contains(reader)) {
+        let known = if readers.is_empty() { "pcscd knows none".to_owned() } else { readers.join(", ") };
+        return Err(UsageError(format!("no PC/SC reader name contains {reader:?}; readers: {known}")).into());
+    }
+    let found = match PcscTransport::wait_for_card(reader, wait) {
+        Err(TransportError::NoCard) => {
+            anyhow::bail!("no card in a reader matching {reader:?} within {} s", wait.as_secs())
+        }
+        other => other?,
+    };
+    let mut transport = PcscTransport::connect(&found)?;
+    let mut unpredictable = [0_u8; 4];
+    smartticket_crypto::random_bytes(&mut unpredictable)?;
+    let today = SystemClock.now().datetime().format("%y%m%d").to_string();
+    let today: u32 = today.parse().with_context(|| format!("today ({today}) is not a YYMMDD date"))?;
+    let terminal = TerminalData::transit(EMV_COUNTRY, EMV_CURRENCY, today, unpredictable);
+    let card = emv::read_card(&mut transport, &terminal).with_context(|| format!("cannot read the card in {found}"))?;
+    let token = smartticket_acceptance::engine::bank_card_token(sam, &card)
+        .context("the secure module cannot tokenise the card")?;
+    let expiry = format!("{:02}/{:02}", card.expiry().month, card.expiry().year);
+    let aid = hex::encode_upper(card.aid());
+    tracing::info!(reader = %found, masked_pan = %card.masked_pan(), %aid, "bank card read");
+    if json {
+        let out = serde_json::json!({
+            "reader": found,
+            "masked_pan": card.masked_pan(),
+            "expiry": expiry,
+            "aid": aid,
+            "label": card.label(),
+            "preferred_name": card.preferred_name(),
+            "token": token.to_string(),
+        });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(());
+    }
+    println!("bank card in {found}");
+    println!("  PAN          {}", card.masked_pan());
+    println!("  expiry       {expiry}");
+    let name = match (card.label(), card.preferred_name()) {
+        (Some(label), Some(preferred)) => format!("{label} ({preferred})"),
+        (Some(name), None) | (None, Some(name)) => name.to_owned(),
+        (None, None) => "(no label)".to_owned(),
+    };
+    println!("  application  {name} · AID {aid}");
+    println!("  token        {token}");
+    Ok(())
 }
 
 /// Steps a relay session may take before the client gives up: a delivery is a few dozen

@@ -77,7 +77,9 @@ pub async fn run(config: Config, args: &DemoArgs) -> anyhow::Result<()> {
     save_credentials(&config.data_dir, &credentials)?;
     print_summary(&config, &db, &credentials);
     let acquirer = services.test_acquirer.clone().context("the demo pays through the test acquirer")?;
-    super::demo_sales::run(&config, &services.sales, &services.identity, &acquirer, &hsm, &cast).await?;
+    let ivan_card =
+        super::demo_sales::run(&config, &services.sales, &services.identity, &acquirer, &hsm, &cast).await?;
+    super::demo_validators::run(&config, &services, hsm.as_ref(), ivan_card).await?;
     send_mail(&config, &db).await?;
     if args.serve {
         super::serve::serve_db(&config, db).await

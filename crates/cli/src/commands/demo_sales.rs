@@ -54,7 +54,8 @@ struct Sold {
     how: &'static str,
 }
 
-/// Runs the selling part of the demo.
+/// Runs the selling part of the demo: sells and delivers, and answers Ivan's card, which
+/// the validators' part of the demo blocks.
 pub async fn run(
     config: &Config,
     sales: &Sales,
@@ -62,7 +63,7 @@ pub async fn run(
     acquirer: &TestAcquirer,
     hsm: &Arc<dyn Hsm>,
     cast: &Cast,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<MediumId> {
     let system = AuditCtx::system("demo");
     let clock = smartticket_core::SystemClock;
     let document = CatalogDocument::from_toml(IDSOK).context("the example network")?;
@@ -237,7 +238,7 @@ pub async fn run(
         super::card::show(&mut card, hsm.as_ref(), config, false)?;
     }
     let _ = identity;
-    Ok(())
+    Ok(ivan_card.id)
 }
 
 fn item(medium: MediumId, product: &str, discount: &str, zones: ZoneChoice, amount_minor: Option<i64>) -> ItemRequest {

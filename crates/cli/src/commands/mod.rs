@@ -1,6 +1,7 @@
 //! One module per command. Each opens what it needs from the [`Config`], calls the
 //! libraries, and prints what a person (or with `--json`, a program) needs to know.
 
+pub mod access;
 mod admin;
 pub mod bench;
 mod card;
@@ -8,10 +9,13 @@ pub mod catalog;
 mod demo;
 mod demo_cards;
 mod demo_sales;
+mod demo_validators;
 pub mod keys;
 pub mod mail;
 mod serve;
 pub mod validator;
+mod validator_fleet;
+mod validator_run;
 
 use std::sync::Arc;
 
@@ -45,6 +49,7 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Catalog(command) => catalog::run(&config, &command).await,
         Command::Bench(command) => bench::run(&config, &command).await,
         Command::Validator(command) => validator::run(&config, &command).await,
+        Command::Access(command) => access::run(&command).await,
     }
 }
 

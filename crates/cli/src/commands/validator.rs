@@ -35,6 +35,11 @@ pub enum ValidatorCommand {
     Init(InitArgs),
     /// Tap media on a simulated validator: fare card images, bank cards, phone tokens
     Tap(TapArgs),
+    /// Run a validator: taps from a PC/SC reader (or media named on standard input), lists
+    /// and uploads through the back office when one is given
+    Run(super::validator_run::RunArgs),
+    /// Simulate a fleet of validators against a running server and report what it did
+    Fleet(super::validator_fleet::FleetArgs),
 }
 
 /// `validator init`
@@ -72,8 +77,7 @@ pub struct TapArgs {
     /// The secure-module profile (from `keys export-sam`)
     #[arg(long)]
     pub sam: PathBuf,
-    /// A file whose first line is the profile's passphrase [default: ask, or
-    /// SMARTTICKET_SAM_PASSPHRASE]
+    /// A file whose first line is the profile's passphrase [default: ask in a terminal]
     #[arg(long)]
     pub sam_passphrase_file: Option<PathBuf>,
     /// The journal directory [default: <data_dir>/validators/<device>]
@@ -99,6 +103,8 @@ pub async fn run(config: &Config, command: &ValidatorCommand) -> anyhow::Result<
     match command {
         ValidatorCommand::Init(args) => init(config, args).await,
         ValidatorCommand::Tap(args) => tap(config, args),
+        ValidatorCommand::Run(args) => super::validator_run::run(config, args).await,
+        ValidatorCommand::Fleet(args) => super::validator_fleet::run(config, args).await,
     }
 }
 
@@ -235,17 +241,9 @@ pub fn open(
 
 fn tap(config: &Config, args: &TapArgs) -> anyhow::Result<()> {
     let validator = read_config(&args.validator)?;
-    let file = args.sam_passphrase_file.as_ref().map(|p| p.display().to_string()).unwrap_or_default();
-    let passphrase = crate::secrets::existing(
-        "secure-module passphrase",
-        &crate::config::Secret::default(),
-        &file,
-        "SMARTTICKET_SAM_PASSPHRASE",
-    )?;
-    let sam = SoftHsm::open(&args.sam, &passphrase).with_context(|| format!("cannot open {}", args.sam.display()))?;
+    let sam = open_sam(&args.sam, args.sam_passphrase_file.as_deref())?;
     let trusted = validator.trusted_keys()?;
-    let journal_dir =
-        args.journal.clone().unwrap_or_else(|| config.data_dir.join("validators").join(validator.device.to_string()));
+    let journal_dir = journal_dir(config, args.journal.as_deref(), validator.device);
     let at = match &args.at {
         Some(text) => Timestamp::parse_rfc3339(text).map_err(|e| UsageError(format!("--at: {e}")))?,
         None => SystemClock.now(),
@@ -260,6 +258,24 @@ fn tap(config: &Config, args: &TapArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Opens a secure-module profile (from `keys export-sam`); the passphrase comes from
+/// `passphrase_file` or a prompt in a terminal.
+pub fn open_sam(path: &Path, passphrase_file: Option<&Path>) -> anyhow::Result<SoftHsm> {
+    let file = passphrase_file.map(|p| p.display().to_string()).unwrap_or_default();
+    let passphrase = crate::secrets::existing(
+        "secure-module passphrase",
+        &crate::config::Secret::default(),
+        &file,
+        "--sam-passphrase-file",
+    )?;
+    SoftHsm::open(path, &passphrase).with_context(|| format!("cannot open {}", path.display()))
+}
+
+/// The journal directory of a validator unless one is given.
+pub fn journal_dir(config: &Config, given: Option<&Path>, device: u32) -> PathBuf {
+    given.map(Path::to_path_buf).unwrap_or_else(|| config.data_dir.join("validators").join(device.to_string()))
+}
+
 /// Taps one medium given on the command line.
 pub fn tap_one(
     engine: &mut Validator,
@@ -272,11 +288,7 @@ pub fn tap_one(
         let (pan, expiry) = rest.split_once(':').ok_or_else(|| UsageError("bank:PAN:MM/YY".into()))?;
         let expiry = Expiry::parse_mm_yy(expiry).map_err(|e| UsageError(format!("{medium}: {e}")))?;
         let mut card = EmvSimCard::visa(pan, expiry, "VISA").map_err(|e| UsageError(format!("{medium}: {e}")))?;
-        let date = at.datetime().format("%y%m%d").to_string().parse::<u32>().unwrap_or(0);
-        let mut unpredictable = [0_u8; 4];
-        smartticket_crypto::random_bytes(&mut unpredictable)?;
-        let terminal = TerminalData::transit(203, 203, date, unpredictable);
-        return Ok(engine.tap_bank_card(&mut card, sam, &terminal, at)?);
+        return Ok(engine.tap_bank_card(&mut card, sam, &emv_terminal(at)?, at)?);
     }
     if let Some(token) = medium.strip_prefix("phone:") {
         let bytes = hex::decode(token).map_err(|_| UsageError(format!("{medium}: the token is not hex")))?;
@@ -290,6 +302,15 @@ pub fn tap_one(
     let decision = engine.tap_card(&mut card, keys, at)?;
     card.into_transport().save_to(path).with_context(|| format!("cannot save card {medium}"))?;
     Ok(decision)
+}
+
+/// What a transit terminal tells a bank card: Czech country and currency codes (203), the
+/// day, and a fresh unpredictable number.
+pub fn emv_terminal(at: Timestamp) -> anyhow::Result<TerminalData> {
+    let date = at.datetime().format("%y%m%d").to_string().parse::<u32>().unwrap_or(0);
+    let mut unpredictable = [0_u8; 4];
+    smartticket_crypto::random_bytes(&mut unpredictable)?;
+    Ok(TerminalData::transit(203, 203, date, unpredictable))
 }
 
 /// Prints a decision as a line for people, or as JSON.

@@ -17,8 +17,8 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use serde::Deserialize;
 use smartticket_acceptance::lists::ListKind;
 use smartticket_fleet::{
-    BATCH_PAYLOAD_BYTES_MAX, BATCH_RECORDS_MAX, BatchAck, GREENLIST_XSD, ListDownload, RECORD_BYTES_MAX, UploadBatch,
-    XmlDownload,
+    BATCH_PAYLOAD_BYTES_MAX, BATCH_RECORDS_MAX, BatchAck, DeviceUploads, GREENLIST_XSD, ListDownload, RECORD_BYTES_MAX,
+    UploadBatch, XmlDownload,
 };
 use smartticket_identity::Role;
 use utoipa::{IntoParams, ToSchema};
@@ -26,7 +26,7 @@ use utoipa_axum::routes;
 
 use crate::AppState;
 use crate::access::{Access, Api};
-use crate::extract::{ApiJson, ApiQuery, Ctx};
+use crate::extract::{ApiJson, ApiPath, ApiQuery, Ctx};
 use crate::problem::Problem;
 
 /// Who reads lists and uploads batches: carriers (for their validators) and the back office.
@@ -49,6 +49,7 @@ pub(crate) fn register(api: Api) -> Api {
         .endpoint(Access::Roles(FLEET), routes!(greenlist_xml))
         .endpoint(Access::Roles(FLEET), routes!(greenlist_xsd))
         .endpoint(Access::Roles(FLEET), (schemas, paths, upload))
+        .endpoint(Access::Roles(FLEET), routes!(device_uploads))
 }
 
 /// The version the caller holds.
@@ -217,6 +218,27 @@ async fn upload_batch(
     let batch = body.decode()?;
     let ack = app.fleet().receive_batch(&ctx, &batch).await?;
     Ok(Json(ack))
+}
+
+/// What the back office holds of one validator's journal: the sequence up to which every
+/// record is stored, how many records (each once, however often sent) and batches arrived.
+/// `404` when the device never uploaded.
+#[utoipa::path(get, path = "/api/v1/validators/{device_id}", tag = "acceptance",
+    params(("device_id" = String, Path, description = "The journal's device id (32 hex digits)")),
+    responses(
+        (status = 200, body = DeviceUploads),
+        (status = 404, body = crate::problem::ProblemDocument)))]
+async fn device_uploads(
+    State(app): State<AppState>,
+    ApiPath(device_id): ApiPath<String>,
+) -> Result<Json<DeviceUploads>, Problem> {
+    match app.fleet().device_uploads(&device_id).await? {
+        Some(uploads) => Ok(Json(uploads)),
+        None => Err(Problem::with_detail(
+            crate::problem::ProblemKind::NotFound,
+            format!("validator {device_id} never uploaded"),
+        )),
+    }
 }
 
 #[cfg(test)]
