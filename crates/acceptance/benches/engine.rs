@@ -15,6 +15,9 @@ use std::hint::black_box;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+mod common;
+
+use common::{SplitMix, resident_set_bytes};
 use criterion::{Criterion, criterion_group, criterion_main};
 use smartticket_acceptance::engine::{FareTable, MediumType, Validator, ValidatorConfig};
 use smartticket_acceptance::journal::{DeviceId, Journal, JournalLimits};
@@ -24,7 +27,6 @@ use smartticket_acceptance::lists::{
 use smartticket_core::Timestamp;
 use smartticket_crypto::keys::KeyVersion;
 use smartticket_crypto::sign::SigningKey;
-use smartticket_crypto::token::PanToken;
 
 const ENTRIES_DEFAULT: usize = 10_000_000;
 /// Taps timed one by one for the percentiles.
@@ -35,26 +37,6 @@ const DENYLIST_ENTRIES: usize = 100_000;
 const NOW_UNIX_S: u64 = 1_781_000_000;
 const VALID_FROM_UNIX_S: u64 = 1_780_000_000;
 const MONTH_S: u64 = 2_592_000;
-
-/// SplitMix64: fast and reproducible.
-struct SplitMix(u64);
-
-impl SplitMix {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn token(&mut self) -> MediumKey {
-        let mut bytes = [0_u8; 16];
-        bytes[..8].copy_from_slice(&self.next().to_le_bytes());
-        bytes[8..].copy_from_slice(&self.next().to_le_bytes());
-        MediumKey::bank_card(&PanToken(bytes))
-    }
-}
 
 fn coupon(random: u64, month: u64) -> Coupon {
     let discounted = random.is_multiple_of(10);
@@ -68,15 +50,6 @@ fn coupon(random: u64, month: u64) -> Coupon {
         discount_code: if discounted { 2 } else { 0 },
         flags: if discounted { CouponFlags::PHOTO_REQUIRED } else { CouponFlags::NONE },
     }
-}
-
-fn resident_set_bytes() -> usize {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse::<usize>().ok())
-        .map_or(0, |kib| kib * 1024)
 }
 
 fn config() -> ValidatorConfig {
@@ -144,9 +117,9 @@ fn bench(c: &mut Criterion) {
     trusted.trust(KeyVersion::FIRST, signing.verifying_key()).unwrap();
 
     let dir = journal_dir();
-    let rss_before = resident_set_bytes();
+    let rss_before = resident_set_bytes().unwrap_or(0);
     let mut engine = validator(dir.path(), trusted.clone(), &greenlist_file, &denylist_file);
-    let rss_after = resident_set_bytes();
+    let rss_after = resident_set_bytes().unwrap_or(0);
     println!(
         "engine: {entries} media installed; resident memory +{:.1} MiB, {:.1} MiB per million entries",
         (rss_after.saturating_sub(rss_before)) as f64 / 1_048_576.0,

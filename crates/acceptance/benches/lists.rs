@@ -17,6 +17,9 @@ use std::hint::black_box;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+mod common;
+
+use common::{SplitMix, resident_set_bytes};
 use criterion::{BatchSize, Criterion, SamplingMode, criterion_group, criterion_main};
 use smartticket_acceptance::lists::{
     COUPON_BYTES, Coupon, CouponFlags, DenyReason, Denylist, ENTRY_BYTES, Greenlist, GreenlistDelta, KeySigner,
@@ -24,7 +27,6 @@ use smartticket_acceptance::lists::{
 };
 use smartticket_crypto::keys::KeyVersion;
 use smartticket_crypto::sign::SigningKey;
-use smartticket_crypto::token::PanToken;
 
 /// Media in the greenlist.
 const ENTRIES_DEFAULT: usize = 10_000_000;
@@ -37,25 +39,7 @@ const DENYLIST_ENTRIES: usize = 1_000_000;
 const ISSUED_AT_UNIX_S: u64 = 1_790_000_000;
 const NOW_UNIX_S: u64 = 1_785_000_000;
 
-/// SplitMix64: a fast, reproducible generator; the quality of randomness does not matter.
-struct SplitMix(u64);
-
 impl SplitMix {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn token(&mut self) -> MediumKey {
-        let mut bytes = [0_u8; 16];
-        bytes[..8].copy_from_slice(&self.next().to_le_bytes());
-        bytes[8..].copy_from_slice(&self.next().to_le_bytes());
-        MediumKey::bank_card(&PanToken(bytes))
-    }
-
     fn coupon(&mut self, month: u64) -> Coupon {
         let random = self.next();
         let discounted = random.is_multiple_of(10);
@@ -193,13 +177,6 @@ fn report_sizes(list: &Greenlist, file: &[u8], rss_before: Option<u64>) {
 }
 
 /// The process's resident set, from /proc (Linux only).
-fn resident_set_bytes() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|line| line.starts_with("VmRSS:"))?;
-    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib * 1024)
-}
-
 fn percentiles(label: &str, mut samples_ns: Vec<u64>) {
     samples_ns.sort_unstable();
     let at = |permille: usize| samples_ns[(samples_ns.len() * permille / 1000).min(samples_ns.len() - 1)];

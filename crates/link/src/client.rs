@@ -20,6 +20,8 @@ pub const LIST_FILE_BYTES_MAX: u64 = 1 << 30;
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(600);
 /// How long connecting may take before the round is given up.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Largest JSON answer or error document read: an acknowledgement is a few hundred bytes.
+const ANSWER_BYTES_MAX: u64 = 64 * 1024;
 /// Most bytes of an error body kept for the message.
 const ERROR_BODY_CHARS_MAX: usize = 512;
 
@@ -134,17 +136,7 @@ impl BackOffice {
         }
         let version = header_u64(&response, "x-list-version")?;
         let base_version = header_u64(&response, "x-list-base-version")?;
-        if response.content_length().is_some_and(|length| length > LIST_FILE_BYTES_MAX) {
-            return Err(LinkError::TooLarge { max: LIST_FILE_BYTES_MAX });
-        }
-        let mut response = response;
-        let mut bytes = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(LinkError::Unreachable)? {
-            if (bytes.len() + chunk.len()) as u64 > LIST_FILE_BYTES_MAX {
-                return Err(LinkError::TooLarge { max: LIST_FILE_BYTES_MAX });
-            }
-            bytes.extend_from_slice(&chunk);
-        }
+        let bytes = read_bounded(response, LIST_FILE_BYTES_MAX).await?;
         Ok(Fetched::File { version, base_version, bytes })
     }
 
@@ -171,7 +163,7 @@ impl BackOffice {
         if response.status().as_u16() != 200 {
             return Err(problem(response, None, Some(&batch_id)).await);
         }
-        let ack: BatchAck = response.json().await.map_err(LinkError::Unreachable)?;
+        let ack: BatchAck = json_bounded(response).await?;
         if ack.batch_id != batch_id
             || ack.device_id != device_id
             || ack.first_sequence != batch.id.sequence_first
@@ -195,11 +187,32 @@ impl BackOffice {
             .await
             .map_err(LinkError::Unreachable)?;
         match response.status().as_u16() {
-            200 => Ok(Some(response.json().await.map_err(LinkError::Unreachable)?)),
+            200 => Ok(Some(json_bounded(response).await?)),
             404 => Ok(None),
             _ => Err(problem(response, None, None).await),
         }
     }
+}
+
+/// Reads a body of at most `max` bytes: checked against `Content-Length` first and again
+/// while reading, so a broken or hostile server cannot make the device allocate without end.
+async fn read_bounded(mut response: reqwest::Response, max: u64) -> Result<Vec<u8>, LinkError> {
+    if response.content_length().is_some_and(|length| length > max) {
+        return Err(LinkError::TooLarge { max });
+    }
+    let mut bytes = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(LinkError::Unreachable)? {
+        if (bytes.len() + chunk.len()) as u64 > max {
+            return Err(LinkError::TooLarge { max });
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    Ok(bytes)
+}
+
+async fn json_bounded<T: serde::de::DeserializeOwned>(response: reqwest::Response) -> Result<T, LinkError> {
+    let bytes = read_bounded(response, ANSWER_BYTES_MAX).await?;
+    serde_json::from_slice(&bytes).map_err(|error| LinkError::BadAnswer(format!("not the JSON expected: {error}")))
 }
 
 fn header_u64(response: &reqwest::Response, name: &str) -> Result<u64, LinkError> {
@@ -214,9 +227,9 @@ fn header_u64(response: &reqwest::Response, name: &str) -> Result<u64, LinkError
 /// Maps an error answer (an RFC 9457 problem document, usually) to a [`LinkError`].
 async fn problem(response: reqwest::Response, since: Option<u64>, batch_id: Option<&str>) -> LinkError {
     let status = response.status().as_u16();
-    let text = match response.text().await {
-        Ok(text) => text,
-        Err(error) => return LinkError::Unreachable(error),
+    let text = match read_bounded(response, ANSWER_BYTES_MAX).await {
+        Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+        Err(error) => return error,
     };
     let (type_uri, detail) = match serde_json::from_str::<Problem>(&text) {
         Ok(problem) => (problem.type_uri, problem.detail.or(problem.title).unwrap_or_default()),

@@ -49,8 +49,8 @@ pub enum LinkError {
     /// An answer that breaks the protocol (a missing header, a wrong acknowledgement).
     #[error("the back office's answer is not usable: {0}")]
     BadAnswer(String),
-    /// A downloaded list is larger than this validator accepts.
-    #[error("the list download is larger than {max} bytes")]
+    /// An answer (a list download, an acknowledgement) is larger than this validator accepts.
+    #[error("the back office's answer is larger than {max} bytes")]
     TooLarge {
         /// The limit.
         max: u64,

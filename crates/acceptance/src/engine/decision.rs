@@ -34,6 +34,22 @@ pub enum DeclineReason {
     CardUnreadable,
 }
 
+impl DeclineReason {
+    /// The stable code, as the journal writes it (`no_valid_contract`).
+    pub fn code(self) -> &'static str {
+        match self {
+            DeclineReason::Denylisted => "denylisted",
+            DeclineReason::NoValidContract => "no_valid_contract",
+            DeclineReason::InsufficientBalance => "insufficient_balance",
+            DeclineReason::WrongZone => "wrong_zone",
+            DeclineReason::Expired => "expired",
+            DeclineReason::ListTooOld => "list_too_old",
+            DeclineReason::Passback => "passback",
+            DeclineReason::CardUnreadable => "card_unreadable",
+        }
+    }
+}
+
 /// How an accepted ride is paid.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "by", rename_all = "snake_case")]
@@ -74,6 +90,19 @@ pub enum Payment {
         /// The fare, minor units.
         fare_minor: i64,
     },
+}
+
+impl Payment {
+    /// What paid, as the journal's `by` field writes it (`card_purse`).
+    pub fn by(&self) -> &'static str {
+        match self {
+            Payment::CardContract { .. } => "card_contract",
+            Payment::CardTrip { .. } => "card_trip",
+            Payment::CardPurse { .. } => "card_purse",
+            Payment::Coupon { .. } => "coupon",
+            Payment::EmvPurchase { .. } => "emv_purchase",
+        }
+    }
 }
 
 /// The outcome of one tap.
@@ -180,4 +209,29 @@ pub struct Decision {
     pub proof: Option<TransactionProof>,
     /// The list versions the decision was made with (greenlist, denylist).
     pub lists: (u64, u64),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_what_the_journal_writes() {
+        use DeclineReason::*;
+        for reason in
+            [Denylisted, NoValidContract, InsufficientBalance, WrongZone, Expired, ListTooOld, Passback, CardUnreadable]
+        {
+            assert_eq!(serde_json::to_value(reason).unwrap(), reason.code());
+        }
+        let payments = [
+            Payment::CardContract { slot: 0, product: 1 },
+            Payment::CardTrip { slot: 1, product: 2, trips_left: 3 },
+            Payment::CardPurse { fare_minor: 2_000, balance_minor: 8_000 },
+            Payment::Coupon { product: 4, discount: 0 },
+            Payment::EmvPurchase { fare_minor: 2_000 },
+        ];
+        for payment in payments {
+            assert_eq!(serde_json::to_value(payment).unwrap()["by"], payment.by());
+        }
+    }
 }

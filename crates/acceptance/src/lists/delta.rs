@@ -2,6 +2,8 @@
 //! whose entry is set. One type for both lists, since the removals section, the
 //! disjointness rule and the signing are the same; only the entries differ ([`Entries`]).
 
+use std::ops::Range;
+
 use super::error::{BuildError, ListError};
 use super::format::{
     LIST_ENTRIES_MAX, ListHeader, VerifiedList, check_disjoint, check_versions, decode_removals, malformed, seal,
@@ -113,5 +115,82 @@ impl<L: Entries> Delta<L> {
             return Err(malformed("removals", index, "medium both removed and updated"));
         }
         Ok(Delta { removals, updates })
+    }
+}
+
+/// One step of applying a delta to a list, in key order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum MergeStep {
+    /// Copy the list's entries in this range unchanged (possibly empty).
+    Keep(Range<usize>),
+    /// Take the delta's entry at this index: a new medium, or one replacing a listed one.
+    Set(usize),
+}
+
+/// Walks a list's keys and a delta's removals and updated keys (each ascending; removals and
+/// updates disjoint) in key order, for both list kinds: each run of unchanged entries is one
+/// [`MergeStep::Keep`], a removed medium is skipped, an updated or new one is a
+/// [`MergeStep::Set`]. The caller has checked that every removed medium is listed.
+pub(crate) fn merge(
+    listed: &[MediumKey],
+    removals: &[MediumKey],
+    updated: &[MediumKey],
+    mut step: impl FnMut(MergeStep),
+) {
+    let (mut removal, mut update, mut rest) = (0_usize, 0_usize, 0_usize);
+    loop {
+        let (key, is_update) = match (removals.get(removal), updated.get(update)) {
+            (None, None) => break,
+            (Some(removed), None) => (*removed, false),
+            (None, Some(key)) => (*key, true),
+            (Some(removed), Some(key)) => {
+                if removed < key {
+                    (*removed, false)
+                } else {
+                    (*key, true)
+                }
+            }
+        };
+        let unchanged = listed.get(rest..).unwrap_or_default().partition_point(|listed| *listed < key);
+        step(MergeStep::Keep(rest..rest + unchanged));
+        rest += unchanged;
+        // The listed entry is replaced or removed: either way it is not copied.
+        if listed.get(rest) == Some(&key) {
+            rest += 1;
+        }
+        if is_update {
+            step(MergeStep::Set(update));
+            update += 1;
+        } else {
+            removal += 1;
+        }
+    }
+    step(MergeStep::Keep(rest..listed.len()));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merge_copies_runs_skips_removals_and_takes_updates() {
+        let key = |n: u64| MediumKey::card_number(n);
+        let listed = [key(1), key(2), key(3), key(5), key(8)];
+        let mut steps = Vec::new();
+        merge(&listed, &[key(2), key(8)], &[key(3), key(4), key(9)], |step| steps.push(step));
+        assert_eq!(
+            steps,
+            [
+                MergeStep::Keep(0..1),
+                MergeStep::Keep(2..2),
+                MergeStep::Set(0),
+                MergeStep::Keep(3..3),
+                MergeStep::Set(1),
+                MergeStep::Keep(3..4),
+                MergeStep::Keep(5..5),
+                MergeStep::Set(2),
+                MergeStep::Keep(5..5),
+            ]
+        );
     }
 }

@@ -2,7 +2,7 @@
 //! The validator checks it before anything else; in memory it is sorted keys beside their
 //! reasons, searched in place.
 
-use super::delta::{Delta, Entries};
+use super::delta::{Delta, Entries, MergeStep, merge};
 use super::error::{BuildError, ListError};
 use super::format::{
     LIST_ENTRIES_MAX, ListHeader, ListKind, VerifiedList, check_ascending, check_versions, malformed, read_key, seal,
@@ -136,39 +136,14 @@ impl Denylist {
     pub fn apply(&self, delta: &DenylistDelta) -> Result<Denylist, ListError> {
         let entry_count = self.size_after(delta)?;
         let mut out = Denylist { keys: Vec::with_capacity(entry_count), reasons: Vec::with_capacity(entry_count) };
-        let mut removals = delta.removals.iter().peekable();
-        let mut updates = delta.updates.iter().peekable();
-        let mut rest = 0_usize;
-        loop {
-            let (key, update) = match (removals.peek(), updates.peek()) {
-                (None, None) => break,
-                (Some(removed), None) => (**removed, None),
-                (None, Some((key, reason))) => (**key, Some(*reason)),
-                (Some(removed), Some((key, reason))) => {
-                    if *removed < key {
-                        (**removed, None)
-                    } else {
-                        (**key, Some(*reason))
-                    }
-                }
-            };
-            let unchanged = self.keys.get(rest..).unwrap_or_default().partition_point(|listed| *listed < key);
-            out.extend_from(self, rest, rest + unchanged);
-            rest += unchanged;
-            if self.keys.get(rest) == Some(&key) {
-                rest += 1;
-            }
-            match update {
-                Some(reason) => {
-                    out.push_entry(key, reason);
-                    updates.next();
-                }
-                None => {
-                    removals.next();
+        merge(&self.keys, &delta.removals, &delta.updates.keys, |step| match step {
+            MergeStep::Keep(range) => out.extend_from(self, range.start, range.end),
+            MergeStep::Set(index) => {
+                if let (Some(key), Some(reason)) = (delta.updates.keys.get(index), delta.updates.reasons.get(index)) {
+                    out.push_entry(*key, *reason);
                 }
             }
-        }
-        out.extend_from(self, rest, self.len());
+        });
         assert_eq!(out.len(), entry_count);
         out.assert_invariants();
         Ok(out)

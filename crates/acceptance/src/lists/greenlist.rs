@@ -6,7 +6,7 @@
 use std::cmp::Ordering;
 
 use super::coupon::Coupon;
-use super::delta::{Delta, Entries};
+use super::delta::{Delta, Entries, MergeStep, merge};
 use super::error::{BuildError, ListError};
 use super::format::{
     ENTRY_BYTES, LIST_COUPONS_MAX, LIST_ENTRIES_MAX, ListHeader, ListKind, MEDIUM_COUPONS_MAX, VerifiedList,
@@ -149,40 +149,14 @@ impl Greenlist {
     pub fn apply(&self, delta: &GreenlistDelta) -> Result<Greenlist, ListError> {
         let (entry_count, coupon_count) = self.size_after(delta)?;
         let mut out = Greenlist::with_capacity(entry_count, coupon_count);
-        let mut removals = delta.removals.iter().peekable();
-        let mut updates = delta.updates.iter().peekable();
-        // Merge: copy each run of unchanged entries whole, then apply the change after it.
-        let mut rest = 0_usize;
-        loop {
-            let (key, update) = match (removals.peek(), updates.peek()) {
-                (None, None) => break,
-                (Some(removed), None) => (**removed, None),
-                (None, Some((key, coupons))) => (**key, Some(*coupons)),
-                (Some(removed), Some((key, coupons))) => {
-                    if *removed < key {
-                        (**removed, None)
-                    } else {
-                        (**key, Some(*coupons))
-                    }
-                }
-            };
-            let unchanged = self.keys.get(rest..).unwrap_or_default().partition_point(|listed| *listed < key);
-            out.extend_from(self, rest, rest + unchanged);
-            rest += unchanged;
-            if self.keys.get(rest) == Some(&key) {
-                rest += 1;
-            }
-            match update {
-                Some(coupons) => {
-                    out.push_entry(key, coupons.iter().copied());
-                    updates.next();
-                }
-                None => {
-                    removals.next();
+        merge(&self.keys, &delta.removals, &delta.updates.keys, |step| match step {
+            MergeStep::Keep(range) => out.extend_from(self, range.start, range.end),
+            MergeStep::Set(index) => {
+                if let Some(key) = delta.updates.keys.get(index) {
+                    out.push_entry(*key, delta.updates.coupons_of(index).iter().copied());
                 }
             }
-        }
-        out.extend_from(self, rest, self.len());
+        });
         // Pair assertion with the sizing pass.
         assert_eq!((out.len(), out.coupon_count()), (entry_count, coupon_count));
         out.assert_invariants();

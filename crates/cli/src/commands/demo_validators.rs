@@ -141,7 +141,10 @@ async fn update(fleet: &Fleet, engine: &mut Validator, kind: ListKind) -> anyhow
 async fn upload(fleet: &Fleet, ctx: &AuditCtx, engine: &mut Validator) -> anyhow::Result<(usize, u64)> {
     let mut records = 0;
     let mut through = 0;
-    while let Some(batch) = engine.journal_mut().next_batch(256, 4 * 1024 * 1024)? {
+    while let Some(batch) = engine
+        .journal_mut()
+        .next_batch(smartticket_link::BATCH_RECORDS_MAX, smartticket_link::BATCH_PAYLOAD_BYTES_MAX)?
+    {
         let upload = UploadBatch {
             batch_id: batch.id.to_string(),
             device_id: hex::encode(batch.id.device_id.0),
@@ -165,11 +168,7 @@ fn show(device: u32, who: &str, decision: &Decision) {
             let photo = if photo_reference.is_some() { "; driver sees the photo" } else { "" };
             format!("ACCEPTED {by}{photo}")
         }
-        Outcome::Declined { reason } => {
-            let code =
-                serde_json::to_value(reason).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
-            format!("DECLINED {code} ({reason})")
-        }
+        Outcome::Declined { reason } => format!("DECLINED {} ({reason})", reason.code()),
     };
     println!("  {device}  {who:<30} {what}");
 }

@@ -333,7 +333,7 @@ pub fn print_decision(medium: &str, decision: &Decision, json: bool) -> anyhow::
             println!("{line}");
         }
         Outcome::Declined { reason } => {
-            println!("{name}: DECLINED {} ({reason})", serde_json::to_value(reason)?.as_str().unwrap_or("?"));
+            println!("{name}: DECLINED {} ({reason})", reason.code());
         }
     }
     Ok(())

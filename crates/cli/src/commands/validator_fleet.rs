@@ -407,16 +407,8 @@ fn tap_medium(
 
 fn outcome_label(decision: &Decision) -> String {
     match &decision.outcome {
-        Outcome::Accepted { payment, .. } => {
-            let by = serde_json::to_value(payment)
-                .ok()
-                .and_then(|v| v.pointer("/by").and_then(|b| b.as_str()).map(str::to_owned));
-            format!("accepted: {}", by.unwrap_or_default())
-        }
-        Outcome::Declined { reason } => {
-            let code = serde_json::to_value(reason).ok().and_then(|v| v.as_str().map(str::to_owned));
-            format!("declined: {}", code.unwrap_or_default())
-        }
+        Outcome::Accepted { payment, .. } => format!("accepted: {}", payment.by()),
+        Outcome::Declined { reason } => format!("declined: {}", reason.code()),
     }
 }
 
